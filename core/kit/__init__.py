@@ -1,0 +1,1 @@
+"""Offline kit: synthetic people, tiny models, a private MongoDB (tests, demo, benchmarks)."""

@@ -1,0 +1,112 @@
+"""YOLO person detector (Ultralytics), class ``person`` only.
+
+Weights come from a file (``.pt``, ``.onnx``, or a ``.yaml`` config for
+random weights) or an Ultralytics name such as ``yolo26n.pt`` (downloaded by
+Ultralytics when online). Ultralytics' offline switches are applied for
+local files, and the torch thread count it changes on first predict is put
+back, so other models keep their speed.
+
+Example::
+
+    from core.models.detector import load_detector
+    detector = load_detector("yolo26n.pt", confidence=0.3)
+    boxes = detector.detect([rgb_array])[0]   # (n, 5): x1, y1, x2, y2, confidence in pixels
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+
+import numpy as np
+
+from .. import defaults
+from .loading import ModelLoadError, resolve_device
+from .matcher import to_rgb_array
+
+
+def apply_ultralytics_offline_switches(offline=True):
+    """Keep Ultralytics from installing packages, phoning home, or writing to $HOME."""
+    os.environ.setdefault("YOLO_AUTOINSTALL", "false")
+    os.environ.setdefault("YOLO_CONFIG_DIR", os.path.join(tempfile.gettempdir(), "person-finder-ultralytics"))
+    if offline:
+        os.environ["YOLO_OFFLINE"] = "1"
+
+
+@contextlib.contextmanager
+def preserve_torch_threads():
+    """Restore torch's intra-op thread count after Ultralytics changes it."""
+    import torch
+
+    threads = torch.get_num_threads()
+    try:
+        yield
+    finally:
+        if torch.get_num_threads() != threads:
+            torch.set_num_threads(threads)
+
+
+class PersonDetector:
+    """Batched person detection on RGB images. Build it with :func:`load_detector`."""
+
+    def __init__(self, yolo, weights, confidence, image_size, device, person_class):
+        self.yolo = yolo
+        self.weights = weights
+        self.confidence = float(confidence)
+        self.image_size = int(image_size)
+        self.device = device
+        self.person_class = int(person_class)
+
+    def detect(self, images, batch_size=defaults.DETECTOR_BATCH_SIZE):
+        """Detect people in RGB images; returns one ``(n, 5)`` array per image.
+
+        Columns are ``x1, y1, x2, y2, confidence`` in pixels, boxes clipped to
+        the image.
+        """
+        out = []
+        for start in range(0, len(images), batch_size):
+            # Ultralytics reads numpy arrays as BGR (OpenCV order).
+            batch = [np.ascontiguousarray(to_rgb_array(im)[..., ::-1]) for im in images[start:start + batch_size]]
+            with preserve_torch_threads():
+                results = self.yolo.predict(
+                    batch, conf=self.confidence, imgsz=self.image_size, classes=[self.person_class],
+                    device=self.device, verbose=False,
+                )
+            for result in results:
+                boxes = result.boxes
+                xyxy = boxes.xyxy.cpu().numpy().reshape(-1, 4)
+                conf = boxes.conf.cpu().numpy().reshape(-1, 1)
+                keep = boxes.cls.cpu().numpy().astype(int) == self.person_class
+                out.append(np.concatenate([xyxy, conf], axis=1)[keep].astype(np.float32))
+        return out
+
+
+def load_detector(weights=defaults.DETECTOR_MODEL, confidence=defaults.DETECTOR_CONFIDENCE,
+                  image_size=defaults.DETECTOR_IMAGE_SIZE, device=None, person_class=defaults.PERSON_CLASS_ID):
+    """Load a YOLO model as a person detector.
+
+    Example::
+
+        detector = load_detector("/models/yolo26n.onnx", confidence=0.4)
+    """
+    if not 0.0 <= float(confidence) <= 1.0:
+        raise ValueError(f"detector confidence must be in [0, 1], got {confidence}")
+    weights = str(weights)
+    local = os.path.exists(weights)
+    apply_ultralytics_offline_switches(offline=local)
+    if not local and (os.sep in weights or weights.endswith(".onnx")):
+        raise ModelLoadError(f"person detector: no file at {weights!r}; pass a .pt/.onnx/.yaml file or an "
+                             f"Ultralytics model name such as {defaults.DETECTOR_MODEL!r}")
+    from ultralytics import YOLO
+
+    device = resolve_device(device)
+    try:
+        with preserve_torch_threads():
+            yolo = YOLO(weights, task="detect")
+    except Exception as e:  # noqa: BLE001 - re-raised with the fix
+        raise ModelLoadError(
+            f"person detector: could not load {weights!r} ({e}). Without network access pass a local "
+            f"weights file; names like {defaults.DETECTOR_MODEL!r} are downloaded by Ultralytics."
+        ) from e
+    return PersonDetector(yolo, weights, confidence, image_size, device, person_class)

@@ -1,0 +1,195 @@
+"""The image-text matcher: SigLIP, SigLIP 2 or CLIP from a hub id or a folder.
+
+Example::
+
+    from core.models.matcher import load_matcher
+    matcher = load_matcher("google/siglip-base-patch16-224")
+    crops = matcher.embed_images([pil_image, numpy_rgb_array])   # (2, D), unit norm
+    texts = matcher.embed_texts(["a woman in a white t-shirt"])  # (1, D), unit norm
+    cosine = crops @ texts.T
+    probability = matcher.probability(cosine)                    # SigLIP only
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+
+import numpy as np
+
+from .. import defaults
+from .loading import ModelLoadError, load_pretrained, resolve_device
+
+logger = logging.getLogger(__name__)
+
+#: Hugging Face ``model_type`` values this matcher understands.
+SUPPORTED_MODEL_TYPES = ("siglip", "siglip2", "clip")
+
+
+def _features(output):
+    """transformers 5 returns an output object whose ``pooler_output`` is the embedding."""
+    if hasattr(output, "pooler_output"):
+        return output.pooler_output
+    return output
+
+
+def to_rgb_array(image):
+    """Any PIL image or numpy array (gray, RGBA, 16-bit) as an HxWx3 uint8 RGB array."""
+    from PIL import Image
+
+    if isinstance(image, Image.Image):
+        if image.mode in ("I;16", "I;16B", "I;16L", "I"):
+            arr = np.asarray(image, dtype=np.float32)
+            image = Image.fromarray((arr / max(arr.max(), 1) * 255).astype(np.uint8))
+        return np.asarray(image.convert("RGB"))
+    arr = np.asarray(image)
+    if arr.dtype != np.uint8:
+        scale = 65535.0 if arr.dtype == np.uint16 else (255.0 if arr.max() > 1.0 else 1.0)
+        arr = np.clip(arr.astype(np.float32) / scale * 255.0, 0, 255).astype(np.uint8)
+    if arr.ndim == 2:
+        arr = np.stack([arr] * 3, axis=-1)
+    elif arr.shape[-1] == 4:
+        arr = arr[..., :3]
+    elif arr.shape[-1] == 1:
+        arr = np.repeat(arr, 3, axis=-1)
+    return np.ascontiguousarray(arr)
+
+
+class ImageTextMatcher:
+    """Batched, L2-normalised image and text embeddings from one checkpoint.
+
+    Use :func:`load_matcher` to build one. ``model`` and ``processor`` are the
+    underlying Hugging Face objects (for fine-tuning).
+    """
+
+    def __init__(self, model, processor, name_or_path, device, batch_size=defaults.MATCHER_BATCH_SIZE):
+        self.model = model
+        self.processor = processor
+        self.name_or_path = name_or_path
+        self.device = device
+        self.batch_size = int(batch_size)
+        self.model_type = model.config.model_type
+        self.is_siglip = self.model_type.startswith("siglip")
+        self.text_tokens = self._text_window()
+
+    def _text_window(self):
+        text_config = getattr(self.model.config, "text_config", None)
+        window = getattr(text_config, "max_position_embeddings", None) or defaults.MATCHER_TEXT_TOKENS
+        return min(window, defaults.MATCHER_TEXT_TOKENS) if self.is_siglip else window
+
+    @property
+    def embedding_dim(self):
+        config = self.model.config
+        return int(getattr(config, "projection_dim", None) or config.vision_config.hidden_size)
+
+    def _image_inputs(self, images):
+        arrays = [to_rgb_array(im) for im in images]
+        kwargs = {}
+        image_processor = getattr(self.processor, "image_processor", self.processor)
+        if getattr(image_processor, "do_center_crop", False):
+            # CLIP crops the centre of a square: that cuts heads and feet off people.
+            crop = image_processor.crop_size
+            kwargs = dict(do_center_crop=False, size={"height": crop["height"], "width": crop["width"]})
+        return image_processor(images=arrays, return_tensors="pt", **kwargs)
+
+    def text_inputs(self, texts):
+        """Tokenise as the model was trained (SigLIP: padded to 64 tokens), warning on truncation."""
+        tokenizer = getattr(self.processor, "tokenizer", self.processor)
+        padding = "max_length" if self.is_siglip else True
+        lengths = [len(ids) for ids in tokenizer(list(texts), add_special_tokens=True)["input_ids"]]
+        for text, n in zip(texts, lengths):
+            if n > self.text_tokens:
+                logger.warning(
+                    "query of %d tokens is longer than the text model's window of %d; "
+                    "it was truncated: %r", n, self.text_tokens, text[:80]
+                )
+        return tokenizer(list(texts), padding=padding, max_length=self.text_tokens,
+                         truncation=True, return_tensors="pt")
+
+    def embed_images(self, images, batch_size=None):
+        """Embed RGB images (PIL or numpy, any size) into unit vectors, ``batch_size`` at a time."""
+        import torch
+
+        batch_size = batch_size or self.batch_size
+        out = []
+        with torch.inference_mode():
+            for start in range(0, len(images), batch_size):
+                inputs = self._image_inputs(images[start:start + batch_size])
+                pixels = inputs["pixel_values"].to(self.device, dtype=self.model.dtype)
+                feats = _features(self.model.get_image_features(pixel_values=pixels))
+                out.append(torch.nn.functional.normalize(feats.float(), dim=-1).cpu().numpy())
+        if not out:
+            return np.zeros((0, self.embedding_dim), dtype=np.float32)
+        return np.concatenate(out).astype(np.float32)
+
+    def embed_texts(self, texts, batch_size=None):
+        """Embed text queries into unit vectors.
+
+        Raises ``ValueError`` for an empty or blank query.
+        """
+        import torch
+
+        if isinstance(texts, str):
+            texts = [texts]
+        for text in texts:
+            if not isinstance(text, str) or not text.strip():
+                raise ValueError(f"a text query must be a non-empty string, got {text!r}")
+        batch_size = batch_size or self.batch_size
+        out = []
+        with torch.inference_mode():
+            for start in range(0, len(texts), batch_size):
+                inputs = {k: v.to(self.device) for k, v in self.text_inputs(texts[start:start + batch_size]).items()}
+                feats = _features(self.model.get_text_features(**inputs))
+                out.append(torch.nn.functional.normalize(feats.float(), dim=-1).cpu().numpy())
+        return np.concatenate(out).astype(np.float32)
+
+    def logit_scale_and_bias(self):
+        """The model's learned (scale, bias); bias is None for CLIP."""
+        scale = float(self.model.logit_scale.exp().item())
+        bias = getattr(self.model, "logit_bias", None)
+        return scale, (float(bias.item()) if bias is not None else None)
+
+    def probability(self, cosine):
+        """SigLIP's calibrated match probability ``sigmoid(scale * cos + bias)``; None for CLIP."""
+        scale, bias = self.logit_scale_and_bias()
+        if bias is None:
+            return None
+        return 1.0 / (1.0 + np.exp(-(scale * np.asarray(cosine, dtype=np.float64) + bias)))
+
+    def cosine_for_probability(self, probability):
+        """Inverse of :meth:`probability`: the cosine at which SigLIP says ``probability``."""
+        scale, bias = self.logit_scale_and_bias()
+        if bias is None:
+            raise ValueError(f"{self.model_type} has no calibrated probability; give the threshold as a cosine")
+        if not 0.0 < probability < 1.0:
+            raise ValueError(f"probability threshold must be in (0, 1), got {probability}")
+        return float((np.log(probability / (1.0 - probability)) - bias) / scale)
+
+
+def load_matcher(name_or_path=defaults.MATCHER_MODEL, device=None, batch_size=defaults.MATCHER_BATCH_SIZE):
+    """Load a SigLIP / SigLIP 2 / CLIP checkpoint from a hub id or a local folder.
+
+    Errors name what was tried and how to fix it (offline mode, missing
+    tokenizer files, an architecture that is not an image-text model).
+
+    Example::
+
+        matcher = load_matcher("./runs/finetuned-siglip", device="cuda")
+    """
+    from transformers import AutoModel, AutoProcessor
+
+    device = resolve_device(device)
+    model, config = load_pretrained(AutoModel, name_or_path, SUPPORTED_MODEL_TYPES, "image-text matcher")
+    try:
+        processor = AutoProcessor.from_pretrained(name_or_path)
+    except Exception as e:  # noqa: BLE001 - re-raised with the fix
+        local = os.path.isdir(str(name_or_path))
+        raise ModelLoadError(
+            f"loaded the {config.model_type} weights from {name_or_path!r} but not its processor "
+            f"(tokenizer + image processor): {e}. "
+            + ("The folder needs the tokenizer files (e.g. spiece.model / tokenizer.json) and "
+               "preprocessor_config.json: save them with processor.save_pretrained(folder)."
+               if local else "Check that the hub repository has a processor.")
+        ) from e
+    model.to(device).eval()
+    return ImageTextMatcher(model, processor, str(name_or_path), device, batch_size=batch_size)

@@ -1,0 +1,33 @@
+"""Helpers shared by every operator: execution mode, progress, model fields."""
+
+from __future__ import annotations
+
+import fiftyone.operators.types as types
+
+
+def add_execution_mode(ctx, inputs, delegate_by_default=True):
+    """Offer "run now" vs "delegate" in the form, with the operator's default."""
+    delegate = ctx.params.get("delegate", delegate_by_default)
+    inputs.bool(
+        "delegate",
+        default=delegate_by_default,
+        label="Delegate execution?",
+        description="Queue the job for a `fiftyone delegated launch` worker instead of running it in the App",
+        view=types.CheckboxView(),
+    )
+    if delegate:
+        inputs.view("notice", types.Notice(label="Run `fiftyone delegated launch` to start a worker for this job"))
+
+
+def resolve_delegation(ctx, delegate_by_default=True):
+    """The operator's ``resolve_delegation``: what the form (or SDK params) chose."""
+    return bool(ctx.params.get("delegate", delegate_by_default))
+
+
+def progress_reporter(ctx):
+    """An ``on_progress`` callable for ``core`` that feeds the App's progress bar."""
+
+    def report(fraction, label=""):
+        ctx.set_progress(progress=fraction, label=label)
+
+    return report

@@ -1,0 +1,3 @@
+"""Panels of the plugin."""
+
+PANELS = []

@@ -1,0 +1,123 @@
+"""Test environment: a private mongod, an isolated plugin/zoo dir, offline models, synthetic data.
+
+Everything here runs before fiftyone is imported (mongod must be up and
+FIFTYONE_DATABASE_URI set first); nothing touches the internet.
+"""
+
+import os
+import shutil
+import sys
+import tempfile
+
+import pytest
+
+REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+TEST_ROOT = tempfile.mkdtemp(prefix="person-finder-tests-")
+PLUGINS_DIR = os.path.join(TEST_ROOT, "plugins")
+ARTIFACTS_DIR = os.environ.get("PERSON_FINDER_TEST_ARTIFACTS", os.path.join(REPO_ROOT, "test-artifacts"))
+
+
+def _configure_environment():
+    os.makedirs(os.path.join(PLUGINS_DIR, "@openset-reid"), exist_ok=True)
+    os.symlink(REPO_ROOT, os.path.join(PLUGINS_DIR, "@openset-reid", "person-finder"))
+    os.environ.update({
+        "FIFTYONE_PLUGINS_DIR": PLUGINS_DIR,
+        "FIFTYONE_MODEL_ZOO_DIR": os.path.join(TEST_ROOT, "zoo"),
+        "FIFTYONE_DATASET_ZOO_DIR": os.path.join(TEST_ROOT, "dataset-zoo"),
+        "FIFTYONE_DEFAULT_DATASET_DIR": os.path.join(TEST_ROOT, "datasets"),
+        "FIFTYONE_DO_NOT_TRACK": "true",
+        "FIFTYONE_SHOW_PROGRESS_BARS": "false",
+        "HF_HUB_OFFLINE": "1",
+        "TRANSFORMERS_OFFLINE": "1",
+        "HF_HOME": os.path.join(TEST_ROOT, "hf"),
+        "YOLO_OFFLINE": "1",
+        "YOLO_AUTOINSTALL": "false",
+        "YOLO_CONFIG_DIR": os.path.join(TEST_ROOT, "ultralytics"),
+        "MPLBACKEND": "Agg",
+        "TOKENIZERS_PARALLELISM": "false",
+    })
+    from person_finder.core.kit.mongo import start_private_mongod
+
+    start_private_mongod(os.path.join(TEST_ROOT, "db"))
+
+
+_configure_environment()
+
+import fiftyone as fo  # noqa: E402  (after the database is configured)
+
+
+def pytest_sessionfinish(session, exitstatus):
+    shutil.rmtree(TEST_ROOT, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def test_root():
+    return TEST_ROOT
+
+
+@pytest.fixture(scope="session")
+def artifacts_dir():
+    os.makedirs(ARTIFACTS_DIR, exist_ok=True)
+    return ARTIFACTS_DIR
+
+
+@pytest.fixture(scope="session")
+def tiny_siglip():
+    """Folder of a tiny random SigLIP saved like a hub checkpoint."""
+    from person_finder.core.kit.tiny_models import make_tiny_siglip
+
+    return make_tiny_siglip(os.path.join(TEST_ROOT, "models", "tiny-siglip"))
+
+
+@pytest.fixture(scope="session")
+def tiny_dinov2():
+    from person_finder.core.kit.tiny_models import make_tiny_dinov2
+
+    return make_tiny_dinov2(os.path.join(TEST_ROOT, "models", "tiny-dinov2"))
+
+
+@pytest.fixture(scope="session")
+def tiny_yolo():
+    from person_finder.core.kit.tiny_models import make_tiny_yolo
+
+    return make_tiny_yolo(os.path.join(TEST_ROOT, "models", "tiny-yolo", "yolo.pt"))
+
+
+@pytest.fixture(scope="session")
+def matcher(tiny_siglip):
+    from person_finder.core.models.matcher import load_matcher
+
+    return load_matcher(tiny_siglip, device="cpu")
+
+
+@pytest.fixture(scope="session")
+def market_folder():
+    """A Market-1501 style folder with planted near-duplicates, distractors and junk."""
+    from person_finder.core.kit.synthetic import write_market_folder
+
+    return write_market_folder(os.path.join(TEST_ROOT, "market"), num_train=6, num_test=6,
+                               images_per_camera=2, cameras=(1, 2, 3), duplicates_per_identity=1, seed=0)
+
+
+@pytest.fixture()
+def dataset(request):
+    """An empty, uniquely named dataset, deleted after the test."""
+    ds = fo.Dataset(f"test-{request.node.name[:40]}-{os.getpid()}-{id(request)}")
+    yield ds
+    if fo.dataset_exists(ds.name):
+        ds.delete()
+
+
+@pytest.fixture(scope="session")
+def run_python():
+    """Run Python code in a fresh process with this session's environment; returns stdout."""
+    import subprocess
+
+    def run(code, timeout=300, env=None):
+        proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=timeout,
+                              env={**os.environ, **(env or {})}, cwd=TEST_ROOT)
+        if proc.returncode != 0:
+            raise AssertionError(f"subprocess failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}")
+        return proc.stdout
+
+    return run
