@@ -66,3 +66,9 @@ TRACK_REFRESH_FRAMES = 30
 #: ... or when the IoU between its box now and its box at the last embedding drops below this.
 TRACK_REFRESH_IOU = 0.5
 TRACKER = "bytetrack"
+
+# --- curation: Market-1501, hub, near-duplicates (issue 4) -------------------
+
+# --- attributes and descriptions with Gemini, multi-view merge (issue 5) -----
+
+# --- fine-tuning and evaluation (issue 6) ------------------------------------
