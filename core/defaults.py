@@ -68,6 +68,8 @@ TRACK_REFRESH_IOU = 0.5
 TRACKER = "bytetrack"
 
 # --- curation: Market-1501, hub, near-duplicates (issue 4) -------------------
+#: Dict field of Market-1501's 27 original attribute codes (1 = no, 2 = yes; age 1-4).
+MARKET_ATTRIBUTES_FIELD = "market_attributes"
 
 # --- attributes and descriptions with Gemini, multi-view merge (issue 5) -----
 
