@@ -63,14 +63,83 @@ TOP_K = 25
 VIDEO_DETECT_EVERY = 1
 #: A track's embedding is refreshed every this many frames...
 TRACK_REFRESH_FRAMES = 30
-#: ... or when the IoU between its box now and its box at the last embedding drops below this.
+#: ... or when the shape IoU (boxes centred, so walking does not count) between its box now and its box
+#: at the last embedding drops below this (entering the frame, occlusion, turning).
 TRACK_REFRESH_IOU = 0.5
 TRACKER = "bytetrack"
 
 # --- curation: Market-1501, hub, near-duplicates (issue 4) -------------------
 #: Dict field of Market-1501's 27 original attribute codes (1 = no, 2 = yes; age 1-4).
 MARKET_ATTRIBUTES_FIELD = "market_attributes"
+#: Seed of the validation split carved out of train by identity.
+VAL_SPLIT_SEED = 0
+#: Samples added to the database per batch during a Market-1501 import.
+MARKET_IMPORT_BATCH = 500
 
 # --- attributes and descriptions with Gemini, multi-view merge (issue 5) -----
+#: Version of the prompt and schema; recorded in every run so results can be traced.
+ATTRIBUTES_PROMPT_VERSION = "person-attributes-v1"
+#: Where the FiftyOne run record of a generation / merge is stored.
+ATTRIBUTES_RUN_KEY = "person_attributes"
+MERGE_RUN_KEY = "person_attributes_merge"
+#: "gemini" (needs GEMINI_API_KEY) or "zero-shot" (the image-text matcher, offline).
+ATTRIBUTES_PROVIDER = "gemini"
+#: Views per Gemini call: 1 = per view; N > 1 = up to N views of one identity in one call.
+GEMINI_VIEWS_PER_CALL = 1
+GEMINI_CONCURRENCY = 8
+#: Client-side cap; Gemini Flash paid tier 1 allows 1000 requests per minute. 0 = no cap.
+GEMINI_REQUESTS_PER_MINUTE = 1000
+#: Requests are paced at this fraction of the cap, leaving room for clock jitter (no 429s at the limit).
+GEMINI_RPM_HEADROOM = 0.95
+#: Attempts per call (first try included) on 429 / 5xx / timeouts / malformed answers.
+GEMINI_MAX_ATTEMPTS = 6
+#: Exponential backoff with jitter: first delay, cap (seconds).
+GEMINI_BACKOFF_INITIAL_S = 1.0
+GEMINI_BACKOFF_MAX_S = 60.0
+GEMINI_TIMEOUT_S = 60.0
+GEMINI_TEMPERATURE = 0.0
+#: Results are written to the dataset every this many finished samples.
+ATTRIBUTES_CHUNK_SIZE = 32
+#: Rough tokens of one answer, for dry-run estimates; an image costs 258 tokens.
+GEMINI_OUTPUT_TOKENS_ESTIMATE = 250
+GEMINI_IMAGE_TOKENS = 258
+#: Sensitive attributes (ethnicity) are only requested on explicit opt-in.
+INCLUDE_SENSITIVE_ATTRIBUTES = False
+#: Multi-view merge: an accessory is present when at least this many views see it (or all views, if fewer).
+ACCESSORY_MIN_VIEWS = 2
+#: Attribute of the merged document listing, per disagreeing field, which views said what.
+CONFLICTS_ATTR = "conflicts"
+#: Zero-shot provider: a value whose probability is below this becomes "unknown".
+ZERO_SHOT_MIN_CONFIDENCE = 0.3
 
 # --- fine-tuning and evaluation (issue 6) ------------------------------------
+#: Matcher fine-tuning (``core.training``): epochs, batch, optimiser, schedule.
+TRAIN_EPOCHS = 10
+TRAIN_BATCH_SIZE = 32
+#: Learning rates for full fine-tuning and for LoRA adapters.
+TRAIN_LEARNING_RATE = 1e-5
+TRAIN_LORA_LEARNING_RATE = 1e-4
+TRAIN_WEIGHT_DECAY = 0.01
+TRAIN_WARMUP_FRACTION = 0.1
+#: "sigmoid" (SigLIP, identity-aware positives) or "infonce" (symmetric, as the prototype).
+TRAIN_LOSS = "sigmoid"
+#: "full" fine-tuning or "lora" (peft adapters, merged into the saved model).
+TRAIN_MODE = "full"
+LORA_RANK = 16
+LORA_ALPHA = 32
+LORA_TARGET_MODULES = ("q_proj", "k_proj", "v_proj", "out_proj")
+#: Fraction of the training identities held out for validation (early stopping on its mAP).
+TRAIN_VAL_FRACTION = 0.2
+#: Stop after this many epochs without a better validation mAP.
+TRAIN_PATIENCE = 3
+TRAIN_SEED = 0
+#: "auto" = bf16 (or fp16) on a GPU, none on CPU; or "no" / "fp16" / "bf16".
+TRAIN_MIXED_PRECISION = "auto"
+TRAIN_MIN_IDENTITIES = 2
+#: Run keys of fine-tuning and evaluation records on the dataset.
+TRAIN_RUN_KEY = "matcher_finetune"
+EVAL_RUN_KEY = "matcher_eval"
+#: CMC ranks reported by the evaluation.
+EVAL_RANKS = (1, 5, 10)
+#: Calibration picks the lowest score whose precision on held-out data reaches this.
+CALIBRATION_TARGET_PRECISION = 0.9
