@@ -1,0 +1,386 @@
+"""Person attributes and descriptions with Gemini, through ``google-genai``.
+
+Structured output against the pydantic schema, a thread pool with a
+concurrency limit and a requests-per-minute cap, retries with exponential
+backoff and jitter (``tenacity``, as google-genai itself uses) on 429, 5xx,
+timeouts, refused connections and malformed answers; 400 / 401 / 403 / 404
+stop the run with a clear message. Each sample ends with ``attributes`` or
+``attributes_error``; results are written in chunks, re-runs only do the
+missing samples, and the run (model, prompt version, tokens, failures) is
+recorded on the dataset. The API key is never written or logged.
+
+Example::
+
+    from person_finder.core.attributes.gemini import generate_attributes
+    generate_attributes(dataset, dry_run=True)            # {'calls': ..., 'estimated_input_tokens': ...}
+    generate_attributes(dataset)                          # key from GEMINI_API_KEY
+    dataset.load_run_results("person_attributes").prompt_tokens
+"""
+
+from __future__ import annotations
+
+import collections
+import json
+import logging
+import math
+import mimetypes
+import os
+import threading
+import time
+from concurrent.futures import CancelledError, ThreadPoolExecutor, as_completed
+
+from pydantic import BaseModel
+
+from .. import defaults
+from ..progress import notify
+from .schema import attribute_schema
+from .store import ChunkWriter, pending, save_run, to_document
+
+logger = logging.getLogger(__name__)
+
+PROMPT = """You see {views} of one person, cropped from surveillance-style footage.
+Fill in every field of the schema with what is visible. Use "unknown" for anything you cannot see clearly;
+never guess. Colours come from the palette, main colour first. Set a bag or accessory to "yes" only if you
+can see it, and give its colour. The description is one sentence about clothing, bags and accessories that
+states only what is visible{avoid}."""
+NOT_SENSITIVE = "; do not mention ethnicity, skin colour or anyone's identity"
+
+#: HTTP codes that stop the run: the request itself is wrong, retrying cannot help.
+FATAL_CODES = (400, 401, 403, 404)
+#: Finish reasons meaning the answer was withheld.
+BLOCKED_FINISH = ("SAFETY", "PROHIBITED_CONTENT", "BLOCKLIST", "SPII", "RECITATION", "IMAGE_SAFETY")
+
+
+class GeminiRequestRefused(RuntimeError):
+    """Gemini refused a request (400 / 401 / 403 / 404); the run stopped, finished samples were kept."""
+
+
+class _BadAnswer(Exception):
+    """Malformed JSON or no candidates: worth another attempt."""
+
+
+class _Blocked(Exception):
+    """A safety block: not retried, recorded on the sample."""
+
+
+class _Cancelled(Exception):
+    """The run stopped before this call was sent."""
+
+
+def prompt_text(views=1, include_sensitive=False):
+    """The instruction sent with the image(s)."""
+    return PROMPT.format(views="one image" if views == 1 else f"{views} images",
+                         avoid="" if include_sensitive else NOT_SENSITIVE)
+
+
+def resolve_api_key(api_key=None):
+    """``api_key`` if given, else the ``GEMINI_API_KEY`` environment variable; a clear error if neither."""
+    key = api_key or os.environ.get(defaults.GEMINI_SECRET)
+    if not key:
+        raise ValueError(
+            f"No Gemini API key: set the plugin secret / environment variable {defaults.GEMINI_SECRET}, "
+            "pass api_key=..., or use the offline provider 'zero-shot'"
+        )
+    return key
+
+
+class RateLimiter:
+    """Spaces requests evenly below ``requests_per_minute`` (0 = no cap); :meth:`pause` holds every worker.
+
+    Example::
+
+        limiter = RateLimiter(120)
+        limiter.acquire()      # returns when this request may be sent
+    """
+
+    def __init__(self, requests_per_minute, headroom=defaults.GEMINI_RPM_HEADROOM):
+        self.interval = 60.0 / (requests_per_minute * headroom) if requests_per_minute else 0.0
+        self._next = 0.0
+        self._lock = threading.Lock()
+
+    def acquire(self):
+        with self._lock:
+            now = time.monotonic()
+            slot = max(now, self._next)
+            self._next = slot + self.interval
+        if slot > now:
+            time.sleep(slot - now)
+
+    def pause(self, seconds):
+        """No request starts in the next ``seconds`` (after a 429)."""
+        with self._lock:
+            self._next = max(self._next, time.monotonic() + seconds)
+
+
+def _is_transient(exc):
+    from google.genai import errors
+
+    if isinstance(exc, errors.APIError):
+        return exc.code in (408, 429) or (exc.code or 0) >= 500
+    if isinstance(exc, _BadAnswer):
+        return True
+    # httpx / httpx2 timeouts, refused connections, dropped connections
+    return any(c.__name__ == "TransportError" and c.__module__.split(".")[0].startswith("httpx")
+               for c in type(exc).__mro__)
+
+
+def _is_fatal(exc):
+    from google.genai import errors
+
+    return isinstance(exc, errors.APIError) and exc.code in FATAL_CODES
+
+
+def _short(exc):
+    from google.genai import errors
+
+    if isinstance(exc, errors.APIError):
+        return f"{exc.code} {exc.status or ''}".strip()
+    if isinstance(exc, (_BadAnswer, _Blocked)):
+        return str(exc)
+    return f"{type(exc).__name__}: {exc}"[:300]
+
+
+class GeminiCaller:
+    """One google-genai client plus the rate limiter, retries and usage counters of a run."""
+
+    def __init__(self, api_key, model=defaults.GEMINI_MODEL, base_url=None, timeout_s=defaults.GEMINI_TIMEOUT_S,
+                 temperature=defaults.GEMINI_TEMPERATURE, max_attempts=defaults.GEMINI_MAX_ATTEMPTS,
+                 backoff_initial_s=defaults.GEMINI_BACKOFF_INITIAL_S, backoff_max_s=defaults.GEMINI_BACKOFF_MAX_S,
+                 requests_per_minute=defaults.GEMINI_REQUESTS_PER_MINUTE, rpm_headroom=defaults.GEMINI_RPM_HEADROOM):
+        from google import genai
+        from google.genai import types
+
+        self._types = types
+        self._client = genai.Client(api_key=api_key, http_options=types.HttpOptions(
+            base_url=base_url, timeout=int(timeout_s * 1000)))
+        self.model = model
+        self.temperature = temperature
+        self.max_attempts = int(max_attempts)
+        self.backoff = (float(backoff_initial_s), float(backoff_max_s))
+        self.limiter = RateLimiter(requests_per_minute, rpm_headroom)
+        self.stats = collections.Counter()
+        self._lock = threading.Lock()
+
+    def _count(self, **counts):
+        with self._lock:
+            self.stats.update({k: v for k, v in counts.items() if v})
+
+    def generate(self, parts, schema):
+        """Send ``parts`` and return the answer parsed into ``schema``, retrying transient failures."""
+        import tenacity
+
+        retrying = tenacity.Retrying(
+            stop=tenacity.stop_after_attempt(self.max_attempts),
+            wait=tenacity.wait_exponential_jitter(initial=self.backoff[0], max=self.backoff[1], jitter=self.backoff[0]),
+            retry=tenacity.retry_if_exception(_is_transient),
+            before_sleep=self._before_retry,
+            reraise=True,
+        )
+        self._count(calls=1)
+        return retrying(self._once, parts, schema)
+
+    def _once(self, parts, schema):
+        self.limiter.acquire()
+        self._count(attempts=1)
+        config = self._types.GenerateContentConfig(response_mime_type="application/json", response_schema=schema,
+                                                   temperature=self.temperature)
+        response = self._client.models.generate_content(model=self.model, contents=parts, config=config)
+        usage = response.usage_metadata
+        if usage is not None:
+            self._count(prompt_tokens=usage.prompt_token_count or 0, output_tokens=usage.candidates_token_count or 0)
+        return _parse(response, schema)
+
+    def _before_retry(self, state):
+        exc = state.outcome.exception()
+        delay = state.next_action.sleep
+        if getattr(exc, "code", None) == 429:
+            self._count(rate_limited=1)
+            self.limiter.pause(delay)  # every worker backs off, not just this one: no storm of 429s
+        self._count(retries=1)
+        logger.info("Gemini call failed (%s); attempt %d of %d, retrying in %.1f s", _short(exc),
+                    state.attempt_number, self.max_attempts, delay)
+
+
+def _parse(response, schema):
+    feedback = response.prompt_feedback
+    if feedback is not None and feedback.block_reason:
+        raise _Blocked(f"blocked by Gemini ({_name(feedback.block_reason)})")
+    if not response.candidates:
+        raise _BadAnswer("empty answer (no candidates)")
+    finish = _name(response.candidates[0].finish_reason)
+    if finish in BLOCKED_FINISH:
+        raise _Blocked(f"answer withheld by Gemini ({finish})")
+    if not isinstance(response.parsed, schema):
+        raise _BadAnswer(f"answer does not follow the schema (finish reason {finish})")
+    return response.parsed
+
+
+def _name(enum_value):
+    return getattr(enum_value, "value", None) or str(enum_value)
+
+
+def run_calls(caller, jobs, make_parts, schema, concurrency, on_result, stop=None):
+    """Run ``caller.generate(make_parts(job), schema)`` for every job on ``concurrency`` threads.
+
+    ``on_result(job, answer, error)`` is called in this thread as calls finish
+    (``error`` is a message for the sample). A 400 / 401 / 403 / 404 cancels
+    what was not sent and is re-raised after the calls in flight finished.
+    """
+    stop = stop or threading.Event()
+
+    def work(job):
+        if stop.is_set():
+            raise _Cancelled()
+        return caller.generate(make_parts(job), schema)
+
+    fatal = None
+    with ThreadPoolExecutor(max_workers=max(int(concurrency), 1)) as pool:
+        futures = {pool.submit(work, job): job for job in jobs}
+        try:
+            for future in as_completed(futures):
+                try:
+                    on_result(futures[future], future.result(), None)
+                except (CancelledError, _Cancelled):
+                    continue
+                except Exception as exc:  # noqa: BLE001 -- every failure ends on the sample or stops the run
+                    if _is_fatal(exc):
+                        if fatal is None:
+                            fatal = exc
+                            stop.set()
+                            for f in futures:
+                                f.cancel()
+                        continue
+                    attempts = f" after {caller.max_attempts} attempts" if _is_transient(exc) else ""
+                    on_result(futures[future], None, f"{_short(exc)}{attempts}")
+        except BaseException:
+            stop.set()
+            for f in futures:
+                f.cancel()
+            raise
+    if fatal is not None:
+        raise fatal
+
+
+def image_parts(filepaths, text):
+    """google-genai parts: the image files (inline bytes) followed by the instruction."""
+    from google.genai import types
+
+    parts = []
+    for path in filepaths:
+        with open(path, "rb") as f:
+            parts.append(types.Part.from_bytes(data=f.read(), mime_type=mimetypes.guess_type(path)[0] or "image/jpeg"))
+    parts.append(text)
+    return parts
+
+
+def plan_jobs(samples, views_per_call=1, group_field=defaults.PERSON_ID_FIELD):
+    """Calls to make: lists of ``(sample_id, filepath)``; one view per call, or up to N views of one identity."""
+    ids, paths = samples.values("id"), samples.values("filepath")
+    if views_per_call <= 1:
+        return [[(i, p)] for i, p in zip(ids, paths)]
+    groups = collections.defaultdict(list)
+    for i, p, g in zip(ids, paths, samples.values(group_field)):
+        groups[("id", g) if g is not None else ("sample", i)].append((i, p))
+    return [views[k:k + views_per_call] for views in groups.values() for k in range(0, len(views), views_per_call)]
+
+
+def estimate_usage(jobs, include_sensitive=False):
+    """Rough token counts of ``jobs``: images at 258 tokens, text and schema at 4 characters per token."""
+    schema_chars = len(json.dumps(attribute_schema(include_sensitive).model_json_schema()))
+    text = sum(math.ceil((len(prompt_text(len(j), include_sensitive)) + schema_chars) / 4) for j in jobs)
+    images = sum(len(j) for j in jobs)
+    return {"calls": len(jobs), "images": images,
+            "estimated_input_tokens": text + images * defaults.GEMINI_IMAGE_TOKENS,
+            "estimated_output_tokens": len(jobs) * defaults.GEMINI_OUTPUT_TOKENS_ESTIMATE}
+
+
+def _validate(views_per_call, concurrency, requests_per_minute, chunk_size, samples, group_field):
+    for name, value, low in (("views_per_call", views_per_call, 1), ("concurrency", concurrency, 1),
+                             ("requests_per_minute", requests_per_minute, 0), ("chunk_size", chunk_size, 1)):
+        if not isinstance(value, int) or value < low:
+            raise ValueError(f"{name}={value!r}; use an integer >= {low}")
+    if views_per_call > 1 and not samples.has_field(group_field):
+        raise ValueError(f"views_per_call={views_per_call} groups views by {group_field!r}, which this dataset "
+                         f"lacks; use views_per_call=1 or one of {sorted(samples.get_field_schema())}")
+
+
+def _refusal(exc, model, key):
+    hints = {400: "the request is invalid (check the model name and the images)",
+             401: "the API key was not accepted",
+             403: f"the API key was refused (check the {defaults.GEMINI_SECRET} secret and that it may use Gemini)",
+             404: f"model {model!r} was not found (use a current model such as {defaults.GEMINI_MODEL!r})"}
+    detail = (exc.message or "").replace(key, "***")
+    return (f"Gemini refused the request with {exc.code} {exc.status or ''}: {hints.get(exc.code, detail)} "
+            f"[{detail}]. The run stopped; finished samples were saved; fix this and re-run to continue.")
+
+
+def generate_attributes(samples, api_key=None, model=defaults.GEMINI_MODEL,
+                        views_per_call=defaults.GEMINI_VIEWS_PER_CALL, group_field=defaults.PERSON_ID_FIELD,
+                        include_sensitive=defaults.INCLUDE_SENSITIVE_ATTRIBUTES, overwrite=False, dry_run=False,
+                        concurrency=defaults.GEMINI_CONCURRENCY,
+                        requests_per_minute=defaults.GEMINI_REQUESTS_PER_MINUTE,
+                        max_attempts=defaults.GEMINI_MAX_ATTEMPTS, timeout_s=defaults.GEMINI_TIMEOUT_S,
+                        backoff_initial_s=defaults.GEMINI_BACKOFF_INITIAL_S,
+                        chunk_size=defaults.ATTRIBUTES_CHUNK_SIZE, field=defaults.ATTRIBUTES_FIELD,
+                        error_field=defaults.ATTRIBUTES_ERROR_FIELD, run_key=defaults.ATTRIBUTES_RUN_KEY,
+                        base_url=None, on_progress=None):
+    """Generate ``field`` for every sample of ``samples`` that lacks it (all with ``overwrite``).
+
+    Returns a summary dict; with ``dry_run`` only the planned calls and
+    estimated tokens. Raises :class:`GeminiRequestRefused` (after saving the
+    finished samples) when Gemini answers 400 / 401 / 403 / 404.
+
+    Example::
+
+        generate_attributes(dataset.match_tags("train"), views_per_call=4, concurrency=8)
+    """
+    _validate(views_per_call, concurrency, requests_per_minute, chunk_size, samples, group_field)
+    schema = attribute_schema(include_sensitive)
+    todo = pending(samples, field, overwrite)
+    jobs = plan_jobs(todo, views_per_call, group_field)
+    estimate = estimate_usage(jobs, include_sensitive)
+    if dry_run:
+        return {"dry_run": True, "samples": sum(len(j) for j in jobs), "model": model, **estimate}
+    key = resolve_api_key(api_key)
+    caller = GeminiCaller(key, model=model, base_url=base_url, timeout_s=timeout_s, max_attempts=max_attempts,
+                          backoff_initial_s=backoff_initial_s, requests_per_minute=requests_per_minute)
+    writer = ChunkWriter(samples, field=field, error_field=error_field, chunk_size=chunk_size)
+    texts = {n: prompt_text(n, include_sensitive) for n in {len(j) for j in jobs}}
+    errors = collections.Counter()
+    done = [0]
+    started = time.time()
+
+    def on_result(job, answer, error):
+        for sample_id, _ in job:
+            if answer is not None:
+                writer.add(sample_id, to_document(answer, provider="gemini", model=model, views_in_call=len(job)))
+            else:
+                writer.add(sample_id, error=f"gemini: {error}")
+        if error:
+            errors[error] += len(job)
+        done[0] += 1
+        notify(on_progress, done[0] / max(len(jobs), 1), f"{done[0]}/{len(jobs)} Gemini calls")
+
+    stopped = None
+    try:
+        run_calls(caller, jobs, lambda job: image_parts([p for _, p in job], texts[len(job)]), schema,
+                  concurrency, on_result)
+    except Exception as exc:
+        if not _is_fatal(exc):
+            raise
+        stopped = _refusal(exc, model, key)
+    finally:
+        writer.close()
+        config = {"provider": "gemini", "model": model, "prompt_version": defaults.ATTRIBUTES_PROMPT_VERSION,
+                  "views_per_call": views_per_call, "include_sensitive": bool(include_sensitive),
+                  "concurrency": concurrency, "requests_per_minute": requests_per_minute, "field": field}
+        results = {"samples": sum(len(j) for j in jobs), "attributed": writer.written, "failed": writer.failed,
+                   "calls": caller.stats["calls"], "attempts": caller.stats["attempts"],
+                   "retries": caller.stats["retries"], "rate_limited": caller.stats["rate_limited"],
+                   "prompt_tokens": caller.stats["prompt_tokens"], "output_tokens": caller.stats["output_tokens"],
+                   "errors": dict(errors.most_common(20)), "stopped": stopped,
+                   "duration_s": round(time.time() - started, 2)}
+        save_run(samples, run_key, config, results)
+    if stopped:
+        raise GeminiRequestRefused(stopped)
+    return {**results, "run_key": run_key}

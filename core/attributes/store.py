@@ -1,0 +1,121 @@
+"""Reading and writing attribute records on a dataset, in chunks, with a run record.
+
+A per-view record is stored as an embedded document (so the App sidebar can
+filter on it): the schema's values, ``confidence`` (one number per
+attribute), ``provider`` and ``model``.
+
+Example::
+
+    writer = ChunkWriter(dataset, chunk_size=32)
+    writer.add(sample.id, attributes={"gender": "female", ...}, confidence={"gender": 0.9})
+    writer.close()
+"""
+
+from __future__ import annotations
+
+import datetime
+import logging
+
+from .. import defaults
+
+logger = logging.getLogger(__name__)
+
+
+def to_document(values, confidence=None, **extra):
+    """An embedded document holding ``values`` (a dict or pydantic model) and per-attribute ``confidence``."""
+    import fiftyone as fo
+
+    if hasattr(values, "model_dump"):
+        values = values.model_dump()
+    doc = dict(values)
+    if confidence is not None:
+        doc["confidence"] = fo.DynamicEmbeddedDocument(**{k: float(v) for k, v in confidence.items()})
+    doc.update({k: v for k, v in extra.items() if v is not None})
+    return fo.DynamicEmbeddedDocument(**doc)
+
+
+def from_document(doc, schema):
+    """``(values, confidence)`` of a stored document: values of ``schema``'s fields, confidences default 1."""
+    if doc is None:
+        return None, None
+    values = {f: doc.get_field(f) if doc.has_field(f) else None for f in schema.model_fields}
+    conf = doc.get_field("confidence") if doc.has_field("confidence") else None
+    confidence = {f: (conf.get_field(f) if conf is not None and conf.has_field(f) else 1.0)
+                  for f in schema.model_fields}
+    return values, confidence
+
+
+def pending(samples, field=defaults.ATTRIBUTES_FIELD, overwrite=False):
+    """The samples still to do: those without ``field``, or all of them with ``overwrite``."""
+    if overwrite or not samples.has_field(field):
+        return samples
+    return samples.exists(field, False)
+
+
+class ChunkWriter:
+    """Buffers finished samples and writes them every ``chunk_size``, so a killed run keeps what it wrote.
+
+    A success sets ``field`` and clears ``error_field``; a failure sets
+    ``error_field`` and leaves any earlier ``field`` value untouched.
+    """
+
+    def __init__(self, samples, field=defaults.ATTRIBUTES_FIELD, error_field=defaults.ATTRIBUTES_ERROR_FIELD,
+                 chunk_size=defaults.ATTRIBUTES_CHUNK_SIZE):
+        self.dataset = samples._root_dataset
+        self.field = field
+        self.error_field = error_field
+        self.chunk_size = max(int(chunk_size), 1)
+        self._done = {}
+        self._errors = {}
+        self.written = 0
+        self.failed = 0
+        self._ensure_fields()
+
+    def _ensure_fields(self):
+        import fiftyone as fo
+
+        if not self.dataset.has_sample_field(self.error_field):
+            self.dataset.add_sample_field(self.error_field, fo.StringField)
+
+    def add(self, sample_id, document=None, error=None):
+        """Record one finished sample: its ``document`` or its ``error`` message."""
+        if document is not None:
+            self._done[sample_id] = document
+        else:
+            self._errors[sample_id] = str(error)
+        if len(self._done) + len(self._errors) >= self.chunk_size:
+            self.flush()
+
+    def flush(self):
+        """Write what is buffered."""
+        if self._done:
+            self.dataset.set_values(self.field, self._done, key_field="id", dynamic=True)
+            self.dataset.set_values(self.error_field, {i: None for i in self._done}, key_field="id")
+            self.written += len(self._done)
+        if self._errors:
+            self.dataset.set_values(self.error_field, self._errors, key_field="id")
+            self.failed += len(self._errors)
+        self._done, self._errors = {}, {}
+
+    def close(self):
+        self.flush()
+
+
+def save_run(samples, run_key, config, results):
+    """Record a run on the dataset (``dataset.get_run_info(run_key)`` / ``load_run_results``).
+
+    ``config`` and ``results`` are JSON-able dicts; the previous run under
+    ``run_key`` is replaced.
+
+    Example::
+
+        save_run(dataset, "person_attributes", {"model": "gemini-2.5-flash"}, {"calls": 10})
+        dataset.load_run_results("person_attributes").calls
+    """
+    dataset = samples._root_dataset
+    config = samples.init_run(**config)
+    if run_key in dataset.list_runs():
+        dataset.delete_run(run_key)
+    samples.register_run(run_key, config)
+    finished = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
+    dataset.save_run_results(run_key, dataset.init_run_results(run_key, finished=finished, **results))

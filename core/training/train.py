@@ -1,0 +1,281 @@
+"""The fine-tuning loop: Hugging Face ``accelerate``, checkpoints, resume, early stopping.
+
+``accelerate`` places the model, runs mixed precision on a GPU and, under
+``accelerate launch``, data-parallel training on several GPUs or machines;
+this file has no distributed code of its own. Each epoch ends with a full
+checkpoint (``accelerator.save_state``) and a validation mAP; a new call
+with the same ``output_dir`` resumes after the last finished epoch and,
+with the same seed, ends with the same weights as an uninterrupted run.
+
+Example::
+
+    from person_finder.core.training import TrainConfig, train_matcher
+    result = train_matcher(train_items, val_items, "runs/siglip-people",
+                           TrainConfig(base_model="google/siglip-base-patch16-224", epochs=5))
+    result.model_dir        # loadable with load_matcher(result.model_dir)
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import os
+import shutil
+
+from .. import defaults
+from ..evaluation import retrieval_metrics, text_to_image_scores
+from ..progress import notify
+from .data import Collator, PairDataset
+
+logger = logging.getLogger(__name__)
+
+#: Values of :attr:`TrainConfig.mode`.
+MODES = ("full", "lora")
+MIXED_PRECISION = ("auto", "no", "fp16", "bf16")
+_STATE = "training_state.json"
+
+
+@dataclasses.dataclass
+class TrainConfig:
+    """Everything that decides a fine-tuning run (defaults from ``core.defaults``)."""
+
+    base_model: str = defaults.MATCHER_MODEL
+    epochs: int = defaults.TRAIN_EPOCHS
+    batch_size: int = defaults.TRAIN_BATCH_SIZE
+    learning_rate: float = None  # None: TRAIN_LEARNING_RATE (full) or TRAIN_LORA_LEARNING_RATE (lora)
+    weight_decay: float = defaults.TRAIN_WEIGHT_DECAY
+    warmup_fraction: float = defaults.TRAIN_WARMUP_FRACTION
+    loss: str = defaults.TRAIN_LOSS
+    mode: str = defaults.TRAIN_MODE
+    lora_rank: int = defaults.LORA_RANK
+    lora_alpha: int = defaults.LORA_ALPHA
+    patience: int = defaults.TRAIN_PATIENCE
+    seed: int = defaults.TRAIN_SEED
+    mixed_precision: str = defaults.TRAIN_MIXED_PRECISION
+    device: str = None  # None: a GPU when visible, else CPU
+    report_to: str = None  # "wandb" to also log to Weights & Biases
+
+    def __post_init__(self):
+        from .loss import LOSSES
+
+        for name, allowed in (("loss", LOSSES), ("mode", MODES), ("mixed_precision", MIXED_PRECISION),
+                              ("report_to", (None, "wandb"))):
+            if getattr(self, name) not in allowed:
+                raise ValueError(f"{name}={getattr(self, name)!r}; use one of {list(allowed)}")
+        for name in ("epochs", "batch_size"):
+            if int(getattr(self, name)) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.learning_rate is None:
+            self.learning_rate = defaults.TRAIN_LORA_LEARNING_RATE if self.mode == "lora" else defaults.TRAIN_LEARNING_RATE
+        self.base_model = str(self.base_model)
+
+
+@dataclasses.dataclass
+class TrainResult:
+    """What :func:`train_matcher` produced."""
+
+    model_dir: str
+    history: list  # one dict per finished epoch: epoch, loss, val mAP / rank1 ...
+    best_epoch: int
+    best_metrics: dict
+    stopped_early: bool
+
+
+def check_training_data(train_items, val_items, config):
+    """Raise ``ValueError`` naming the problem when the data cannot train ``config``."""
+    train_ids = {it.person_id for it in train_items}
+    if len(train_ids) < defaults.TRAIN_MIN_IDENTITIES:
+        raise ValueError(f"training needs at least {defaults.TRAIN_MIN_IDENTITIES} identities, got {len(train_ids)}")
+    if config.batch_size > len(train_items):
+        raise ValueError(
+            f"batch_size={config.batch_size} is larger than the {len(train_items)} training images; "
+            f"use a batch size <= {len(train_items)}"
+        )
+    if val_items and len({it.person_id for it in val_items}) < 2:
+        raise ValueError("validation needs at least 2 identities to rank; add identities or set val_fraction=0")
+
+
+def validation_metrics(matcher, items):
+    """Text-to-image metrics on ``items``: each item's first text is a query, its image a gallery entry."""
+    ids = [it.person_id for it in items]
+    scores = text_to_image_scores(matcher, [it.texts[0] for it in items], [it.load() for it in items])
+    return retrieval_metrics(scores, ids, ids)
+
+
+def _mixed_precision(choice, device):
+    if choice != "auto":
+        return choice
+    if device != "cuda":
+        return "no"
+    import torch
+
+    return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
+
+
+def _checkpoints(output_dir):
+    folder = os.path.join(output_dir, "checkpoints")
+    done = [d for d in os.listdir(folder) if d.startswith("epoch-")] if os.path.isdir(folder) else []
+    return folder, sorted(done, key=lambda d: int(d.split("-")[1]))
+
+
+def _add_lora(model, config):
+    from peft import LoraConfig, get_peft_model
+
+    lora = LoraConfig(r=config.lora_rank, lora_alpha=config.lora_alpha, lora_dropout=0.0,
+                      target_modules=list(defaults.LORA_TARGET_MODULES))
+    model = get_peft_model(model, lora)
+    for name in ("logit_scale", "logit_bias"):  # the learned temperature and bias stay trainable
+        param = getattr(model.base_model.model, name, None)
+        if param is not None:
+            param.requires_grad_(True)
+    return model
+
+
+def _trainable_state(model):
+    return {k: v.detach().cpu().clone() for k, v in model.named_parameters() if v.requires_grad}
+
+
+def train_matcher(train_items, val_items, output_dir, config=None, on_progress=None, model_card=None):
+    """Fine-tune ``config.base_model`` on :class:`~.data.PersonItem` lists; returns a :class:`TrainResult`.
+
+    ``val_items`` (other identities) pick the best epoch and stop early
+    after ``config.patience`` epochs without a better mAP; without them
+    the last epoch is kept. The best weights (LoRA merged) are saved to
+    ``output_dir`` with ``save_pretrained`` next to the processor, a model
+    card (``README.md``, extra text from ``model_card``) and
+    ``training_metrics.json``; ``output_dir/checkpoints`` holds one
+    resumable checkpoint per epoch. Data and model are checked before any
+    training step.
+
+    Example::
+
+        result = train_matcher(train, val, "runs/people", TrainConfig(base_model=folder, epochs=3))
+    """
+    import torch
+    from accelerate import Accelerator
+    from accelerate.utils import DataLoaderConfiguration, set_seed
+    from transformers import get_cosine_schedule_with_warmup
+
+    from ..models.loading import resolve_device
+    from ..models.matcher import ImageTextMatcher, load_matcher
+    from .loss import contrastive_loss
+
+    config = config or TrainConfig()
+    check_training_data(train_items, val_items, config)
+    device = resolve_device(config.device)
+    matcher = load_matcher(config.base_model, device="cpu")
+    if config.loss == "sigmoid" and getattr(matcher.model, "logit_bias", None) is None:
+        raise ValueError(f"{config.base_model!r} has no learned logit bias (not SigLIP); use loss='infonce'")
+
+    accelerator = Accelerator(
+        cpu=device == "cpu", mixed_precision=_mixed_precision(config.mixed_precision, device),
+        dataloader_config=DataLoaderConfiguration(use_seedable_sampler=True),
+        log_with="wandb" if config.report_to == "wandb" else None,
+    )
+    set_seed(config.seed)
+    model = matcher.model
+    if config.mode == "lora":
+        model = _add_lora(model, config)
+    model.train()
+    data = PairDataset(train_items, seed=config.seed)
+    loader = torch.utils.data.DataLoader(data, batch_size=config.batch_size, shuffle=True, drop_last=True,
+                                         collate_fn=Collator(matcher),
+                                         generator=torch.Generator().manual_seed(config.seed))
+    params = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(params, lr=config.learning_rate, weight_decay=config.weight_decay)
+    steps_per_epoch = len(loader) // accelerator.num_processes or 1
+    total_steps = steps_per_epoch * config.epochs
+    scheduler = get_cosine_schedule_with_warmup(optimizer, int(config.warmup_fraction * total_steps), total_steps)
+    model, optimizer, loader, scheduler = accelerator.prepare(model, optimizer, loader, scheduler)
+    if config.report_to:
+        accelerator.init_trackers("person-finder", config=dataclasses.asdict(config))
+
+    os.makedirs(output_dir, exist_ok=True)
+    ckpt_root, done = _checkpoints(output_dir)
+    state = dict(config=dataclasses.asdict(config), history=[], best_epoch=None, best_map=-1.0)
+    if done:
+        with open(os.path.join(output_dir, _STATE)) as f:
+            saved = json.load(f)
+        changed = {k for k in saved["config"] if k not in ("epochs", "patience", "report_to")
+                   and saved["config"][k] != state["config"].get(k)}
+        if changed:
+            raise ValueError(f"{output_dir!r} holds checkpoints of a run with other settings ({sorted(changed)}); "
+                             "resume with the same settings or use a new output_dir")
+        state.update(history=saved["history"], best_epoch=saved["best_epoch"], best_map=saved["best_map"])
+        accelerator.load_state(os.path.join(ckpt_root, done[-1]))
+        logger.info("resuming after %s", done[-1])
+    start = len(state["history"])
+    unwrapped = accelerator.unwrap_model(model)
+    eval_matcher = ImageTextMatcher(unwrapped, matcher.processor, config.base_model, accelerator.device)
+    best_path = os.path.join(ckpt_root, "best.pt")
+    stopped_early = _patience_exhausted(state, config)
+
+    for epoch in range(start, config.epochs):
+        if stopped_early:
+            break
+        data.epoch = epoch
+        loader.set_epoch(epoch)
+        model.train()
+        total, count = 0.0, 0
+        for step, batch in enumerate(loader):
+            ids = batch.pop("person_ids")
+            out = model(**batch)
+            loss = contrastive_loss(config.loss, out.logits_per_image, ids, ids)
+            accelerator.backward(loss)
+            optimizer.step()
+            scheduler.step()
+            optimizer.zero_grad()
+            total, count = total + loss.item(), count + 1
+            notify(on_progress, (epoch + (step + 1) / max(len(loader), 1)) / config.epochs,
+                   f"epoch {epoch + 1}/{config.epochs} loss {total / count:.4f}")
+        record = dict(epoch=epoch + 1, loss=total / max(count, 1))
+        if val_items:
+            model.eval()
+            record.update({f"val_{k}": v for k, v in validation_metrics(eval_matcher, val_items).items()
+                           if not k.startswith("num_")})
+        improved = (record.get("val_mAP", 0.0) > state["best_map"]) if val_items else True
+        if improved:
+            state.update(best_epoch=epoch + 1, best_map=record.get("val_mAP", 0.0))
+        state["history"].append(record)
+        accelerator.save_state(os.path.join(ckpt_root, f"epoch-{epoch + 1}"))
+        if accelerator.is_main_process:
+            if improved:
+                torch.save(_trainable_state(unwrapped), best_path)
+            with open(os.path.join(output_dir, _STATE), "w") as f:
+                json.dump(state, f, indent=2)
+            _drop_old_checkpoints(ckpt_root, keep=epoch + 1)
+        accelerator.log(record, step=epoch + 1)
+        accelerator.wait_for_everyone()
+        stopped_early = _patience_exhausted(state, config)
+
+    accelerator.wait_for_everyone()
+    unwrapped.load_state_dict(torch.load(best_path, map_location="cpu"), strict=False)
+    final = unwrapped.merge_and_unload() if config.mode == "lora" else unwrapped
+    best = next(r for r in state["history"] if r["epoch"] == state["best_epoch"])
+    result = TrainResult(model_dir=str(output_dir), history=state["history"], best_epoch=state["best_epoch"],
+                         best_metrics=best, stopped_early=stopped_early)
+    if accelerator.is_main_process:
+        final.save_pretrained(output_dir)
+        matcher.processor.save_pretrained(output_dir)
+        with open(os.path.join(output_dir, "training_metrics.json"), "w") as f:
+            json.dump(dataclasses.asdict(result), f, indent=2)
+        from .card import write_model_card
+
+        write_model_card(output_dir, config, result, extra=model_card)
+    accelerator.end_training()
+    notify(on_progress, 1.0, f"saved to {output_dir}")
+    return result
+
+
+def _patience_exhausted(state, config):
+    if not state["history"] or state["best_epoch"] is None:
+        return False
+    return state["history"][-1]["epoch"] - state["best_epoch"] >= config.patience
+
+
+def _drop_old_checkpoints(ckpt_root, keep):
+    """Keep the newest epoch checkpoint only (they hold optimizer state; ``best.pt`` holds the best weights)."""
+    for name in os.listdir(ckpt_root):
+        if name.startswith("epoch-") and int(name.split("-")[1]) != keep:
+            shutil.rmtree(os.path.join(ckpt_root, name), ignore_errors=True)

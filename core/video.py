@@ -1,0 +1,215 @@
+"""Video person tracking: one decode pass, Ultralytics trackers, one embedding per track.
+
+The video is read once as a stream (OpenCV). Every ``detect_every``-th frame
+goes to ``detect`` in batches; the boxes feed an Ultralytics ByteTrack /
+BoT-SORT tracker; each track keeps one crop embedding, refreshed every
+``refresh_frames`` frames or when the shape IoU (see :func:`shape_iou`)
+between its box now and its box at the last embedding drops below
+``refresh_iou``. Crops of many frames share
+one encoder batch. Memory stays bounded: a batch of frames plus a batch of
+crops, whatever the video's length.
+
+Example::
+
+    from person_finder.core.video import track_video
+    tracks = track_video("walk.mp4", detect=lambda numbers, frames: detector.detect(frames),
+                         embed=matcher.embed_images)
+    tracks.frames[1]      # [(track_id, [x1, y1, x2, y2], confidence, embedding_row), ...]
+    tracks.embeddings     # (rows, D) unit vectors
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+
+from . import defaults
+
+TRACKERS = ("bytetrack", "botsort")
+
+
+@dataclasses.dataclass
+class VideoTracks:
+    """What :func:`track_video` found in one video."""
+
+    frame_size: tuple  # (width, height)
+    num_frames: int
+    frames: dict  # frame number (1-based) -> [(track_id, [x1, y1, x2, y2] pixels, confidence, embedding row)]
+    embeddings: np.ndarray  # (rows, D)
+    encoder_crops: int  # crops sent to the encoder
+
+    def track_frames(self):
+        """``{track_id: [frame numbers]}`` of every track."""
+        out = {}
+        for number, people in sorted(self.frames.items()):
+            for track_id, *_ in people:
+                out.setdefault(track_id, []).append(number)
+        return out
+
+
+def iou(a, b):
+    """IoU of two ``[x1, y1, x2, y2]`` boxes."""
+    w = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
+    h = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
+    inter = w * h
+    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
+    return inter / union if union > 0 else 0.0
+
+
+def shape_iou(a, b):
+    """IoU of two boxes moved onto the same centre: 1 when only the position changed.
+
+    A person walking keeps their look; a box that grows, shrinks or changes
+    aspect (entering the frame, occlusion, turning) means the old crop no
+    longer represents them.
+    """
+    wa, ha, wb, hb = a[2] - a[0], a[3] - a[1], b[2] - b[0], b[3] - b[1]
+    return iou([0, 0, wa, ha], [0, 0, wb, hb]) if min(wa, ha, wb, hb) > 0 else 0.0
+
+
+def clip_box(box, width, height):
+    """``[x1, y1, x2, y2]`` clipped to the image, rounded to whole pixels; None if no area is left."""
+    x1, y1 = max(0, int(np.floor(box[0]))), max(0, int(np.floor(box[1])))
+    x2, y2 = min(width, int(np.ceil(box[2]))), min(height, int(np.ceil(box[3])))
+    if x2 <= x1 or y2 <= y1:
+        return None
+    return [x1, y1, x2, y2]
+
+
+def make_tracker(name=defaults.TRACKER):
+    """An Ultralytics tracker (``"bytetrack"`` or ``"botsort"``) with its stock settings."""
+    if name not in TRACKERS:
+        raise ValueError(f"tracker must be one of {list(TRACKERS)}, got {name!r}")
+    from ultralytics.trackers.track import TRACKER_MAP
+    from ultralytics.utils import YAML, IterableSimpleNamespace
+    from ultralytics.utils.checks import check_yaml
+
+    cfg = IterableSimpleNamespace(**YAML.load(check_yaml(f"{name}.yaml")))
+    return TRACKER_MAP[name](args=cfg)
+
+
+def read_frames(path, batch_size):
+    """Yield ``(frame_numbers, rgb_frames)`` batches from one decode pass; raises ``IOError`` if unreadable."""
+    import cv2
+
+    capture = cv2.VideoCapture(str(path))
+    if not capture.isOpened():
+        raise IOError(f"cannot open video {path}")
+    try:
+        number, numbers, frames = 0, [], []
+        while True:
+            ok, bgr = capture.read()
+            if not ok:
+                break
+            number += 1
+            numbers.append(number)
+            frames.append(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB))
+            if len(frames) == batch_size:
+                yield numbers, frames
+                numbers, frames = [], []
+        if frames:
+            yield numbers, frames
+        if number == 0:
+            raise IOError(f"no frame could be decoded from {path}")
+    finally:
+        capture.release()
+
+
+class _EmbeddingQueue:
+    """Crops waiting for the encoder; rows are assigned now, filled when a batch is full."""
+
+    def __init__(self, embed, batch_size):
+        self.embed = embed
+        self.batch_size = batch_size
+        self.pending = []
+        self.done = []
+        self.rows = 0
+
+    def add(self, crop):
+        self.pending.append(crop)
+        self.rows += 1
+        if len(self.pending) >= self.batch_size:
+            self.flush()
+        return self.rows - 1
+
+    def flush(self):
+        if self.pending:
+            self.done.append(np.asarray(self.embed(self.pending), dtype=np.float32))
+            self.pending = []
+
+    def result(self):
+        self.flush()
+        return np.concatenate(self.done) if self.done else np.zeros((0, 0), dtype=np.float32)
+
+
+def _backfill(frames_out, previous, track_id, box, row, size, min_iou=0.3):
+    """A new track is confirmed on its second detection: give it the box it had one detection step before."""
+    number, boxes, used = previous
+    free = [j for j in range(len(boxes)) if j not in used]
+    if not free:
+        return
+    j = max(free, key=lambda k: iou(boxes[k, :4], box))
+    earlier = clip_box(boxes[j, :4], *size)
+    if earlier is not None and iou(earlier, box) >= min_iou:
+        used.add(j)
+        frames_out[number].append((track_id, earlier, float(boxes[j, 4]), row))
+
+
+def track_video(path, detect, embed, detect_every=defaults.VIDEO_DETECT_EVERY,
+                refresh_frames=defaults.TRACK_REFRESH_FRAMES, refresh_iou=defaults.TRACK_REFRESH_IOU,
+                tracker=defaults.TRACKER, detect_batch_size=defaults.DETECTOR_BATCH_SIZE,
+                embed_batch_size=defaults.MATCHER_BATCH_SIZE, on_frames=None):
+    """Detect, track and embed the people of one video in a single decode pass.
+
+    ``detect(frame_numbers, rgb_frames)`` returns one ``(n, 5)`` array
+    ``[x1, y1, x2, y2, conf]`` (pixels) per frame; ``embed(list of RGB
+    crops)`` returns unit vectors. ``refresh_frames=1`` embeds every
+    detection of every frame (the naive baseline). ``on_frames(done)`` is
+    called after each batch with the number of frames read so far.
+    """
+    from ultralytics.engine.results import Boxes
+
+    if int(detect_every) < 1 or int(refresh_frames) < 1:
+        raise ValueError(f"detect_every and refresh_frames must be >= 1, got {detect_every}, {refresh_frames}")
+    if not 0.0 <= float(refresh_iou) <= 1.0:
+        raise ValueError(f"refresh_iou must be in [0, 1], got {refresh_iou}")
+    tracker_ = make_tracker(tracker)
+    queue = _EmbeddingQueue(embed, embed_batch_size)
+    state = {}  # track id -> (embedding row, box at that embedding, frame number of it)
+    frames_out = {}
+    previous = None  # (frame number, boxes, indices of the boxes that joined a track) of the last detected frame
+    size = (0, 0)
+    count = 0
+    for numbers, frames in read_frames(path, detect_batch_size):
+        height, width = frames[0].shape[:2]
+        size = (width, height)
+        chosen = [i for i, n in enumerate(numbers) if (n - 1) % detect_every == 0]
+        found = detect([numbers[i] for i in chosen], [frames[i] for i in chosen]) if chosen else []
+        for i, boxes in zip(chosen, found):
+            number, frame = numbers[i], frames[i]
+            boxes = np.asarray(boxes, dtype=np.float32).reshape(-1, 5)
+            data = np.concatenate([boxes, np.zeros((len(boxes), 1), np.float32)], axis=1)
+            tracked = tracker_.update(Boxes(data, (height, width)), np.ascontiguousarray(frame[..., ::-1]))
+            people, used = [], set()
+            for row in np.asarray(tracked).reshape(-1, 8):
+                track_id, det = int(row[4]), int(row[7])
+                box = clip_box(boxes[det, :4], width, height)
+                if box is None:
+                    continue
+                used.add(det)
+                last = state.get(track_id)
+                if last is None or number - last[2] >= refresh_frames or shape_iou(box, last[1]) < refresh_iou:
+                    x1, y1, x2, y2 = box
+                    if last is None and previous is not None:
+                        _backfill(frames_out, previous, track_id, box, queue.rows, (width, height))
+                    last = (queue.add(frame[y1:y2, x1:x2].copy()), box, number)
+                    state[track_id] = last
+                people.append((track_id, box, float(boxes[det, 4]), last[0]))
+            frames_out[number] = people
+            previous = (number, boxes, used)
+        count = numbers[-1]
+        if on_frames is not None:
+            on_frames(count)
+    return VideoTracks(frame_size=size, num_frames=count, frames=frames_out, embeddings=queue.result(),
+                       encoder_crops=queue.rows)
