@@ -67,6 +67,12 @@ TRACK_REFRESH_FRAMES = 30
 #: at the last embedding drops below this (entering the frame, occlusion, turning).
 TRACK_REFRESH_IOU = 0.5
 TRACKER = "bytetrack"
+#: Trackers the video search accepts (Ultralytics' names).
+TRACKERS = ("bytetrack", "botsort")
+#: Sample field (videos): number of person tracks found; also marks a video as processed.
+PERSON_TRACKS_FIELD = "person_tracks"
+#: How a match threshold is given: a raw cosine or SigLIP's calibrated probability.
+THRESHOLD_TYPES = ("cosine", "probability")
 
 # --- curation: Market-1501, hub, near-duplicates (issue 4) -------------------
 #: Dict field of Market-1501's 27 original attribute codes (1 = no, 2 = yes; age 1-4).

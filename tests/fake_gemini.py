@@ -127,7 +127,7 @@ class FakeGemini:
         if not match:
             return self._finish(record, 404, _error(404, f"unknown path {path}"))
         request = json.loads(body or b"{}")
-        images = [base64.b64decode(p["inlineData"]["data"])
+        images = [_b64(p["inlineData"]["data"])
                   for c in request.get("contents", []) for p in c.get("parts", []) if "inlineData" in p]
         text = " ".join(p.get("text", "") for c in request.get("contents", []) for p in c.get("parts", []))
         record["images"] = [image_key(i) for i in images]
@@ -177,6 +177,11 @@ class FakeGemini:
     def _finish(self, record, status, payload):
         record["status"] = status
         return status, payload
+
+
+def _b64(text):
+    """google-genai sends URL-safe base64, sometimes unpadded."""
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
 
 
 def _error(code, message):

@@ -183,7 +183,8 @@ class GeminiCaller:
         self.limiter.acquire()
         self._count(attempts=1)
         config = self._types.GenerateContentConfig(response_mime_type="application/json", response_schema=schema,
-                                                   temperature=self.temperature)
+                                                   temperature=self.temperature, automatic_function_calling=(
+                                                       self._types.AutomaticFunctionCallingConfig(disable=True)))
         response = self._client.models.generate_content(model=self.model, contents=parts, config=config)
         usage = response.usage_metadata
         if usage is not None:
@@ -374,7 +375,7 @@ def generate_attributes(samples, api_key=None, model=defaults.GEMINI_MODEL,
         config = {"provider": "gemini", "model": model, "prompt_version": defaults.ATTRIBUTES_PROMPT_VERSION,
                   "views_per_call": views_per_call, "include_sensitive": bool(include_sensitive),
                   "concurrency": concurrency, "requests_per_minute": requests_per_minute, "field": field}
-        results = {"samples": sum(len(j) for j in jobs), "attributed": writer.written, "failed": writer.failed,
+        results = {"todo": sum(len(j) for j in jobs), "attributed": writer.written, "failed": writer.failed,
                    "calls": caller.stats["calls"], "attempts": caller.stats["attempts"],
                    "retries": caller.stats["retries"], "rate_limited": caller.stats["rate_limited"],
                    "prompt_tokens": caller.stats["prompt_tokens"], "output_tokens": caller.stats["output_tokens"],
