@@ -81,6 +81,29 @@ MARKET_ATTRIBUTES_FIELD = "market_attributes"
 VAL_SPLIT_SEED = 0
 #: Samples added to the database per batch during a Market-1501 import.
 MARKET_IMPORT_BATCH = 500
+#: Brain key of the DINOv2 similarity index behind near-duplicate and leakage search.
+DEDUPE_BRAIN_KEY = "dedupe_dinov2"
+#: Cosine distance (1 - cos) at or under which two crops are near-duplicates. A prior, not
+#: measured here (no DINOv2 weights offline): check it against the histogram the dry run reports.
+DEDUPE_THRESHOLD = 0.05
+#: "identity": compare crops of the same person_id only; "global": compare all crops.
+DEDUPE_SCOPES = ("identity", "global")
+DEDUPE_SCOPE = "identity"
+DUPLICATE_TAG = "near_duplicate"
+REPRESENTATIVE_TAG = "duplicate_representative"
+#: Sample id of the representative of a sample's near-duplicate group (on both members and representative).
+DUPLICATE_GROUP_FIELD = "duplicate_group"
+DUPLICATES_VIEW = "near_duplicates"
+REPRESENTATIVES_VIEW = "duplicate_representatives"
+#: Near-duplicates across two of these groups of split tags are leaks (query vs gallery is by design).
+LEAKAGE_SPLIT_GROUPS = (("train",), ("val",), ("query", "gallery"))
+LEAK_TAG = "split_leak"
+LEAKS_VIEW = "split_leaks"
+#: Nearest-neighbour distance histogram reported by the dry run: bins over [0, max], plus an overflow count.
+DISTANCE_HISTOGRAM_MAX = 0.5
+DISTANCE_HISTOGRAM_BINS = 25
+#: Memory (MB) for one block of the chunked distance computation; bounds peak memory of the search.
+DEDUPE_WORKING_MEMORY_MB = 256
 
 # --- attributes and descriptions with Gemini, multi-view merge (issue 5) -----
 #: Version of the prompt and schema; recorded in every run so results can be traced.
@@ -149,3 +172,33 @@ EVAL_RUN_KEY = "matcher_eval"
 EVAL_RANKS = (1, 5, 10)
 #: Calibration picks the lowest score whose precision on held-out data reaches this.
 CALIBRATION_TARGET_PRECISION = 0.9
+
+# --- scale: vector backends, workers, ONNX Runtime (issue 8) -----------------
+#: Vector backend of person indexes (FiftyOne brain similarity backends).
+INDEX_BACKEND = "sklearn"
+INDEX_BACKENDS = ("sklearn", "lancedb", "qdrant", "milvus", "pgvector")
+#: Brain-config parameter that says where each backend keeps its index (None: in MongoDB with the dataset).
+#: Every process (App, SDK, workers) reads it from FIFTYONE_BRAIN_SIMILARITY_<BACKEND>_<PARAMETER>.
+INDEX_BACKEND_LOCATIONS = {"sklearn": None, "lancedb": "uri", "qdrant": "url", "milvus": "uri",
+                           "pgvector": "connection_string"}
+#: pip package each backend needs.
+INDEX_BACKEND_PACKAGES = {"lancedb": "lancedb", "qdrant": "qdrant-client", "milvus": "pymilvus",
+                          "pgvector": "psycopg2-binary"}
+#: Backends that answer FiftyOne's duplicate search themselves; the others fall back to an in-memory sklearn index.
+DUPLICATE_BACKENDS = ("sklearn",)
+#: LanceDB tables of at least this many vectors get an approximate (IVF-HNSW-SQ) index after a build;
+#: smaller ones are scanned exactly (fast enough, recall 1). See bench/gallery.py.
+LANCEDB_ANN_MIN_ROWS = 50_000
+#: Vectors per IVF partition of that index (LanceDB probes 20 partitions per query by default).
+LANCEDB_ROWS_PER_PARTITION = 16_384
+#: Inference runtime of the detector and the matcher's image tower: "torch" or "onnx" (ONNX Runtime).
+INFERENCE_RUNTIME = "torch"
+INFERENCE_RUNTIMES = ("torch", "onnx")
+#: ONNX exports are cached here (None: "<fiftyone model zoo dir>/person-finder-onnx").
+ONNX_CACHE_DIR = None
+ONNX_OPSET = 17
+#: Stated agreement of the ONNX path with PyTorch: max |difference| of unit embedding components,
+#: of box corners (pixels) and of detection confidences. Checked by tests/test_scale_onnx.py.
+ONNX_EMBEDDING_TOLERANCE = 1e-4
+ONNX_BOX_TOLERANCE_PX = 0.5
+ONNX_SCORE_TOLERANCE = 1e-3

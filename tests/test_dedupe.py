@@ -1,0 +1,154 @@
+"""Near-duplicates and split leakage on the synthetic Market folder, with a tiny random DINOv2.
+
+The tiny model's distances are compressed (random weights): planted copies sit
+under 0.0017, distinct crops above 0.0027, so tests use THRESHOLD = 0.002.
+"""
+
+import os
+import shutil
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from person_finder.core import dedupe, defaults
+from person_finder.core.kit.synthetic import market_name
+from person_finder.core.market import import_market1501
+
+THRESHOLD = 0.002
+
+
+def test_radius_pairs_equals_dense_search_in_small_chunks():
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(3000, 16)).astype(np.float32)
+    x[1500:1510] = x[:10] + 0.01 * rng.normal(size=(10, 16))  # planted near pairs (i, 1500 + i)
+    x /= np.linalg.norm(x, axis=1, keepdims=True)
+    rows = np.arange(3000)
+    groups = np.where(rows >= 1500, rows % 2, 0)  # pairs (i, 1500 + i) share a group only when i is even
+    pairs, nn = dedupe.radius_pairs(x, 0.01, groups=groups, working_memory=1)  # forces ~40 chunks
+    dense = 1 - x @ x.T
+    np.fill_diagonal(dense, np.inf)
+    dense[groups[:, None] != groups[None, :]] = np.inf
+    i, j = np.nonzero(np.triu(dense <= 0.01, 1))
+    assert sorted(map(tuple, pairs.tolist())) == sorted(zip(i.tolist(), j.tolist()))
+    assert sorted(map(tuple, pairs.tolist())) == [(k, 1500 + k) for k in range(0, 10, 2)]
+    np.testing.assert_allclose(nn, dense.min(axis=1), atol=1e-5)
+
+
+def test_group_duplicates_keeps_the_best_and_stays_within_threshold():
+    # 0-1-2 chain: 1 is best and claims both; 3-4 pair: 4 is best
+    pairs = np.array([[0, 1], [1, 2], [3, 4]])
+    quality = {0: (100, 1.0), 1: (200, 0.0), 2: (100, 5.0), 3: (50, 1.0), 4: (50, 2.0)}
+    assert dedupe.group_duplicates(pairs, quality) == {1: 1, 0: 1, 2: 1, 4: 4, 3: 4}
+    # a chain whose best is at one end: the far end forms its own group with its neighbour
+    pairs = np.array([[0, 1], [1, 2], [2, 3]])
+    quality = {0: (9, 0), 1: (1, 0), 2: (2, 0), 3: (3, 0)}
+    assert dedupe.group_duplicates(pairs, quality) == {0: 0, 1: 0, 3: 3, 2: 3}
+
+
+def test_histogram_counts_and_threshold_marker():
+    h = dedupe.distance_histogram(np.array([0.001, 0.002, 0.35, 0.9, np.inf]), 0.05, max_distance=0.5, bins=5)
+    assert h["counts"] == [2, 0, 0, 1, 0] and h["over_max"] == 1 and h["at_or_under_threshold"] == 2
+    assert "<- threshold" in dedupe.histogram_text(h).splitlines()[0]
+
+
+@pytest.fixture()
+def market_dataset(market_folder, dataset):
+    import_market1501(market_folder.root, dataset=dataset)
+    return dataset
+
+
+def _planted_pairs(folder, dataset):
+    by_path = dict(zip(*dataset.values(["filepath", "id"])))
+    return [(by_path[os.path.join(folder.root, a)], by_path[os.path.join(folder.root, b)])
+            for a, b in folder.duplicates]
+
+
+@pytest.mark.parametrize("scope", ["identity", "global"])
+def test_dry_run_finds_planted_duplicates_then_removal_keeps_representatives(
+        scope, market_folder, market_dataset, tiny_dinov2):
+    ds = market_dataset
+    total = len(ds)
+    planted = _planted_pairs(market_folder, ds)
+    report = dedupe.find_near_duplicates(ds, THRESHOLD, scope=scope, model=tiny_dinov2)
+
+    assert report.num_groups == report.num_duplicates == len(planted)
+    assert len(ds) == total  # dry run deletes nothing
+    groups = dict(zip(*ds.values(["id", defaults.DUPLICATE_GROUP_FIELD])))
+    paths = dict(zip(*ds.values(["id", "filepath"])))
+    kept = set()
+    for a, b in planted:
+        assert groups[a] == groups[b] in (a, b)
+        best = max((a, b), key=lambda i: dedupe.image_quality(paths[i]))
+        assert groups[a] == best
+        kept.add(best)
+    assert set(ds.load_saved_view(defaults.REPRESENTATIVES_VIEW).values("id")) == kept
+    doomed = set(ds.load_saved_view(defaults.DUPLICATES_VIEW).values("id"))
+    assert doomed == {i for pair in planted for i in pair} - kept
+    assert sum(report.histogram["counts"]) + report.histogram["over_max"] == total
+    assert report.histogram["at_or_under_threshold"] == 2 * len(planted)
+
+    removed = dedupe.remove_near_duplicates(ds, THRESHOLD, scope=scope, model=tiny_dinov2)
+    assert removed.num_removed == len(planted) and len(ds) == total - len(planted)
+    assert not set(ds.values("id")) & doomed and kept <= set(ds.values("id"))
+    assert all(os.path.exists(paths[i]) for i in doomed)  # never deleted from disk
+    index = ds.load_brain_results(defaults.DEDUPE_BRAIN_KEY)
+    assert index.total_index_size == len(ds)
+
+
+def test_removal_refuses_without_a_matching_dry_run(market_dataset, tiny_dinov2):
+    ds = market_dataset
+    total = len(ds)
+    with pytest.raises(ValueError, match="no dry run"):
+        dedupe.remove_near_duplicates(ds, THRESHOLD, model=tiny_dinov2)
+    dedupe.find_near_duplicates(ds, THRESHOLD, scope="identity", model=tiny_dinov2)
+    with pytest.raises(ValueError, match="different settings.*threshold"):
+        dedupe.remove_near_duplicates(ds, 0.003, scope="identity", model=tiny_dinov2)
+    with pytest.raises(ValueError, match="different set of samples"):
+        dedupe.remove_near_duplicates(ds.match_tags("train"), THRESHOLD, scope="identity", model=tiny_dinov2)
+    assert len(ds) == total
+    forced = dedupe.remove_near_duplicates(ds.match_tags("train"), THRESHOLD, scope="identity",
+                                           model=tiny_dinov2, force=True)
+    assert forced.num_removed == 6 and len(ds) == total - 6  # one planted copy per train identity
+
+
+def test_bad_settings_fail_before_any_work(market_dataset, tiny_dinov2):
+    with pytest.raises(ValueError, match="scope='bogus'.*identity"):
+        dedupe.find_near_duplicates(market_dataset, THRESHOLD, scope="bogus", model=tiny_dinov2)
+    with pytest.raises(ValueError, match="threshold=5"):
+        dedupe.find_near_duplicates(market_dataset, 5, model=tiny_dinov2)
+    assert defaults.DEDUPE_BRAIN_KEY not in market_dataset.list_brain_runs()
+
+
+def test_index_is_extended_not_recomputed(market_dataset, tiny_dinov2, market_folder):
+    ds = market_dataset
+    index = dedupe.ensure_dedupe_index(ds, model=tiny_dinov2)
+    first_id = ds.first().id
+    before = index.get_embeddings(sample_ids=[first_id])[0]
+    import fiftyone as fo
+
+    ds.add_sample(fo.Sample(filepath=ds.last().filepath, person_id=999, camera_id=1))
+    index = dedupe.ensure_dedupe_index(ds, model=tiny_dinov2)
+    assert index.total_index_size == len(ds)
+    np.testing.assert_array_equal(index.get_embeddings(sample_ids=[first_id])[0], before)
+    with pytest.raises(ValueError, match="holds .* embeddings"):
+        dedupe.ensure_dedupe_index(ds, model="facebook/dinov2-base")
+
+
+def test_leakage_flags_only_cross_split_duplicates(market_folder, dataset, tiny_dinov2, tmp_path):
+    root = tmp_path / "market"
+    shutil.copytree(market_folder.root, root)
+    train_crop = sorted(os.listdir(root / "bounding_box_train"))[0]
+    arr = np.asarray(Image.open(root / "bounding_box_train" / train_crop)).astype(np.int16)
+    arr = np.roll(arr, 1, axis=0) + np.random.default_rng(0).integers(-2, 3, size=arr.shape)
+    leaked = market_name(int(train_crop[:4]), 2, 1, 777, 9)
+    Image.fromarray(np.clip(arr, 0, 255).astype(np.uint8)).save(root / "bounding_box_test" / leaked, quality=95)
+    import_market1501(root, dataset=dataset)
+
+    report = dedupe.check_split_leakage(dataset, THRESHOLD, model=tiny_dinov2)
+    assert report.num_pairs == 1 and report.num_samples == 2
+    assert report.samples_per_split == {"train": 1, "val": 0, "query+gallery": 1}
+    assert report.person_ids == [int(train_crop[:4])]
+    leaks = dataset.load_saved_view(defaults.LEAKS_VIEW)
+    assert sorted(os.path.basename(p) for p in leaks.values("filepath")) == sorted([train_crop, leaked])
+    assert len(dataset.match_tags(defaults.LEAK_TAG)) == 2
