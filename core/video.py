@@ -26,7 +26,7 @@ import numpy as np
 
 from . import defaults
 
-TRACKERS = ("bytetrack", "botsort")
+TRACKERS = defaults.TRACKERS
 
 
 @dataclasses.dataclass

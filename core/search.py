@@ -1,0 +1,583 @@
+"""Text-to-person search on images and videos, with crop embeddings reused across queries.
+
+Two steps:
+
+1. :func:`index_persons` finds the people (YOLO, or an existing detections
+   field), tracks them in videos, embeds each image crop / each track (once
+   per refresh) with the matcher, writes ``persons`` / ``frames.persons`` and
+   stores the embeddings in a brain similarity index over those patches
+   (frames through a ``to_frames`` view). Re-runs only process what is
+   missing.
+2. :func:`search_persons` embeds only the text, scores every indexed person,
+   writes ``similarity`` (and SigLIP ``probability``) on each person, marks
+   matches with the label ``match``, writes ``person_similarity`` and, for
+   videos, ``person_matches`` (one span per matching track), and returns the
+   samples sorted by best match. :func:`rank_persons` returns the same ranking
+   as JSON-able rows without writing anything.
+
+Example::
+
+    from person_finder.core.search import index_persons, search_persons, rank_persons
+    index_persons(dataset, matcher="google/siglip-base-patch16-224", detector="yolo26n.pt")
+    view = search_persons(dataset, "a woman in a white t-shirt with a brown shoulder bag", threshold=0.5,
+                          threshold_type="probability")
+    rows = rank_persons(dataset, "red top and blue trousers", k=10)
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+
+import numpy as np
+
+from . import defaults
+from .progress import notify
+
+logger = logging.getLogger(__name__)
+
+THRESHOLD_TYPES = defaults.THRESHOLD_TYPES
+_CACHE = {}  # (dataset name, brain key, run timestamp) -> _Gallery
+
+
+# --------------------------------------------------------------------------- validation
+
+
+def _check_field(samples, path, label_type):
+    """Raise if ``path`` is not a field of ``label_type`` (e.g. Detections) on ``samples``."""
+    field = samples.get_field(path)
+    if field is None:
+        allowed = _fields_of_type(samples, label_type)
+        raise ValueError(f"field {path!r} does not exist on {samples._root_dataset.name!r}; "
+                         f"{label_type.__name__} fields there: {allowed}")
+    if getattr(field, "document_type", None) is not label_type:
+        raise ValueError(f"field {path!r} is not a {label_type.__name__} field; "
+                         f"{label_type.__name__} fields: {_fields_of_type(samples, label_type)}")
+
+
+def _fields_of_type(samples, label_type):
+    prefix = "frames." if samples.media_type == "video" else ""
+    schema = samples.get_frame_field_schema() if prefix else samples.get_field_schema()
+    return [prefix + name for name, f in schema.items() if getattr(f, "document_type", None) is label_type]
+
+
+def check_threshold(threshold, threshold_type):
+    """Validate a match threshold: a cosine in [-1, 1] or a probability in (0, 1)."""
+    if threshold_type not in THRESHOLD_TYPES:
+        raise ValueError(f"threshold_type must be one of {list(THRESHOLD_TYPES)}, got {threshold_type!r}")
+    if threshold is None:
+        return
+    low, high = (-1.0, 1.0) if threshold_type == "cosine" else (0.0, 1.0)
+    if not isinstance(threshold, (int, float)) or not low <= threshold <= high or (
+            threshold_type == "probability" and threshold in (0.0, 1.0)):
+        interval = "[-1, 1]" if threshold_type == "cosine" else "(0, 1)"
+        raise ValueError(f"a {threshold_type} threshold must be in {interval}, got {threshold!r}")
+
+
+def _check_query(query):
+    if not isinstance(query, str) or not query.strip():
+        raise ValueError(f"the search text must be a non-empty string, got {query!r}")
+
+
+def _detections_path(samples, field):
+    return ("frames." + field) if samples.media_type == "video" else field
+
+
+# --------------------------------------------------------------------------- indexing
+
+
+def index_persons(samples, matcher=defaults.MATCHER_MODEL, detector=defaults.DETECTOR_MODEL,
+                  detections_field=None, persons_field=defaults.PERSONS_FIELD, brain_key=defaults.PERSON_INDEX_KEY,
+                  confidence=defaults.DETECTOR_CONFIDENCE, detect_every=defaults.VIDEO_DETECT_EVERY,
+                  refresh_frames=defaults.TRACK_REFRESH_FRAMES, refresh_iou=defaults.TRACK_REFRESH_IOU,
+                  tracker=defaults.TRACKER, batch_size=defaults.MATCHER_BATCH_SIZE,
+                  detector_batch_size=defaults.DETECTOR_BATCH_SIZE, overwrite=False, backend=None,
+                  device=None, on_progress=None):
+    """Detect (or read), track and embed the people of images or videos; index their embeddings.
+
+    ``detections_field`` names an existing Detections field (``frames.`` is
+    implied for videos) to use instead of the detector; its labels are
+    copied, never modified. Samples already processed with their
+    embeddings in ``brain_key`` are skipped unless ``overwrite``; images whose
+    persons were written but not indexed are re-embedded without
+    re-detection. Unreadable media are recorded in ``person_search_error``.
+
+    Returns a summary dict (samples, processed, persons, tracks,
+    encoder_crops, errors, brain_key).
+
+    Example::
+
+        index_persons(dataset, detections_field="ground_truth", brain_key="people")
+    """
+    import fiftyone.core.labels as fol
+
+    from .models.detector import load_detector
+    from .models.matcher import load_matcher
+    from .video import TRACKERS
+
+    if samples.media_type not in ("image", "video"):
+        raise ValueError(f"person search works on image or video datasets, not {samples.media_type!r}")
+    if detections_field:
+        if detections_field.startswith("frames."):
+            detections_field = detections_field[len("frames."):]
+        _check_field(samples, _detections_path(samples, detections_field), fol.Detections)
+        if detections_field == persons_field:
+            raise ValueError(f"detections_field and persons_field are both {persons_field!r}; the persons "
+                             f"field is rewritten by each run, so read your boxes from another field")
+    if tracker not in TRACKERS:
+        raise ValueError(f"tracker must be one of {list(TRACKERS)}, got {tracker!r}")
+    for name, value in (("detect_every", detect_every), ("refresh_frames", refresh_frames),
+                        ("batch_size", batch_size), ("detector_batch_size", detector_batch_size)):
+        if int(value) < 1:
+            raise ValueError(f"{name} must be >= 1, got {value}")
+    if not 0.0 <= float(refresh_iou) <= 1.0:
+        raise ValueError(f"refresh_iou must be in [0, 1], got {refresh_iou}")
+    if not 0.0 <= float(confidence) <= 1.0:
+        raise ValueError(f"confidence must be in [0, 1], got {confidence}")
+
+    match = load_matcher(matcher, device=device, batch_size=batch_size)
+    # loaded on first use: a re-run that only re-embeds stored boxes needs no detector
+    find = functools.lru_cache(maxsize=1)(lambda: load_detector(detector, confidence=confidence, device=device))
+    previous = _existing_gallery(samples, brain_key, matcher, overwrite)
+    if samples.media_type == "video":
+        summary, embeddings = _index_videos(samples, match, find, detections_field, persons_field, previous,
+                                            detect_every, refresh_frames, refresh_iou, tracker,
+                                            detector_batch_size, on_progress)
+        indexed = samples.to_frames(sample_frames="dynamic")
+    else:
+        summary, embeddings = _index_images(samples, match, find, detections_field, persons_field, previous,
+                                            detector_batch_size, on_progress)
+        indexed = samples
+    from .index import build_text_index
+
+    notify(on_progress, 0.97, "indexing embeddings")
+    embeddings = {sid: emb for sid, emb in embeddings.items() if len(emb)}
+    if embeddings:
+        dim = next(iter(embeddings.values())).shape[1]
+        from fiftyone import ViewField as F
+
+        with_people = indexed.match(F(f"{persons_field}.detections").length() > 0)
+        build_text_index(with_people, brain_key, matcher=matcher, patches_field=persons_field,
+                         embeddings=embeddings, backend=backend)
+        logger.info("indexed %d person embeddings of dimension %d", sum(len(e) for e in embeddings.values()), dim)
+    elif brain_key in samples._root_dataset.list_brain_runs():
+        samples._root_dataset.delete_brain_run(brain_key)
+    notify(on_progress, 1.0, "done")
+    summary["brain_key"] = brain_key if embeddings else None
+    return summary
+
+
+class _Previous:
+    """Embeddings of an earlier run that can be reused: label id -> vector."""
+
+    def __init__(self, vectors=None):
+        self.vectors = vectors or {}
+
+    def get(self, label_ids):
+        if not label_ids or not all(lid in self.vectors for lid in label_ids):
+            return None
+        return np.stack([self.vectors[lid] for lid in label_ids])
+
+
+def _existing_gallery(samples, brain_key, matcher, overwrite):
+    dataset = samples._root_dataset
+    if overwrite or brain_key not in dataset.list_brain_runs():
+        return _Previous()
+    results = dataset.load_brain_results(brain_key)
+    if results.config.model_kwargs.get("name_or_path") != str(matcher):
+        logger.info("index %r was built with another matcher; re-embedding everything", brain_key)
+        return _Previous()
+    vectors, _, label_ids = results.get_embeddings()
+    return _Previous(dict(zip(label_ids, vectors)))
+
+
+def _load_image(filepath):
+    from PIL import Image
+
+    from .models.matcher import to_rgb_array
+
+    with Image.open(filepath) as image:
+        image.load()
+        return to_rgb_array(image)
+
+
+def _boxes_from_detections(detections, width, height):
+    """FiftyOne relative boxes as ``(n, 5)`` pixel ``[x1, y1, x2, y2, conf]``."""
+    rows = []
+    for det in (detections.detections if detections is not None else []):
+        x, y, w, h = det.bounding_box
+        conf = det.confidence if det.confidence is not None else 1.0
+        rows.append([x * width, y * height, (x + w) * width, (y + h) * height, conf])
+    return np.asarray(rows, dtype=np.float32).reshape(-1, 5)
+
+
+def _person(box, width, height, confidence, **attributes):
+    import fiftyone.core.labels as fol
+
+    x1, y1, x2, y2 = box
+    return fol.Detection(label=defaults.PERSON_LABEL, confidence=float(confidence),
+                         bounding_box=[x1 / width, y1 / height, (x2 - x1) / width, (y2 - y1) / height], **attributes)
+
+
+def _index_images(samples, match, find, detections_field, persons_field, previous, batch_size, on_progress):
+    import fiftyone.core.labels as fol
+
+    from .video import clip_box
+
+    fields = ["id", "filepath", persons_field] + ([detections_field] if detections_field else [])
+    fields = [f for f in fields if f == "id" or f == "filepath" or samples.has_field(f)]
+    values = dict(zip(fields, samples.values(fields)))
+    ids, paths = values["id"], values["filepath"]
+    old = values.get(persons_field, [None] * len(ids))
+    given = values.get(detections_field, [None] * len(ids)) if detections_field else None
+    embeddings, errors = {}, {}
+    persons_out = {}
+    summary = dict(samples=len(ids), processed=0, persons=0, tracks=0, encoder_crops=0, errors=0)
+    for start in range(0, len(ids), batch_size):
+        todo = []
+        for i in range(start, min(start + batch_size, len(ids))):
+            kept = old[i].detections if old[i] is not None else None
+            reused = previous.get([d.id for d in kept]) if kept else None
+            if kept is not None and (reused is not None or not kept):
+                embeddings[ids[i]] = reused if reused is not None else np.zeros((0, 0), np.float32)
+                summary["persons"] += len(kept)
+                continue
+            try:
+                image = _load_image(paths[i])
+            except Exception as e:  # noqa: BLE001 - recorded per sample, the run goes on
+                errors[ids[i]] = f"cannot read image: {type(e).__name__}: {e}"
+                continue
+            todo.append((i, image, kept))
+        to_detect = [(i, image) for i, image, kept in todo if kept is None and given is None]
+        found = dict(zip([i for i, _ in to_detect], find().detect([im for _, im in to_detect]) if to_detect else []))
+        crops, owners = [], []
+        for i, image, kept in todo:
+            height, width = image.shape[:2]
+            if kept is not None:  # written by an interrupted run: re-embed its persons, do not re-detect
+                boxes = _boxes_from_detections(fol.Detections(detections=kept), width, height)
+            elif given is not None:
+                boxes = _boxes_from_detections(given[i], width, height)
+            else:
+                boxes = found[i]
+            dets = []
+            for j, row in enumerate(boxes):
+                box = clip_box(row[:4], width, height)
+                if box is None:
+                    continue  # zero-area or out-of-frame box
+                x1, y1, x2, y2 = box
+                crops.append(image[y1:y2, x1:x2])
+                owners.append(ids[i])
+                dets.append(kept[j] if kept is not None else _person(box, width, height, row[4]))
+            persons_out[ids[i]] = fol.Detections(detections=dets)
+            errors[ids[i]] = None
+        vectors = match.embed_images(crops) if crops else np.zeros((0, match.embedding_dim), np.float32)
+        for i, image, kept in todo:
+            sid = ids[i]
+            embeddings[sid] = vectors[[k for k, o in enumerate(owners) if o == sid]]
+        summary["encoder_crops"] += len(crops)
+        summary["persons"] += len(crops)
+        summary["processed"] += len(todo)
+        _write(samples, {persons_field: {sid: persons_out.pop(sid) for sid, _ in list(persons_out.items())}})
+        notify(on_progress, 0.95 * min(start + batch_size, len(ids)) / max(len(ids), 1), "detecting and embedding")
+    _write(samples, {defaults.PERSON_ERROR_FIELD: errors})
+    summary["errors"] = sum(1 for e in errors.values() if e)
+    return summary, embeddings
+
+
+def _declare(dataset, name):
+    """Declare our sample-level fields up front, so all-None values can be written."""
+    import fiftyone.core.fields as fof
+    import fiftyone.core.labels as fol
+
+    kinds = {
+        defaults.PERSON_ERROR_FIELD: dict(ftype=fof.StringField),
+        defaults.SAMPLE_SIMILARITY_FIELD: dict(ftype=fof.FloatField),
+        defaults.PERSON_TRACKS_FIELD: dict(ftype=fof.IntField),
+        defaults.VIDEO_MATCHES_FIELD: dict(ftype=fof.EmbeddedDocumentField, embedded_doc_type=fol.TemporalDetections),
+    }
+    if name in kinds and not dataset.has_sample_field(name):
+        dataset.add_sample_field(name, **kinds[name])
+
+
+def _write(samples, fields):
+    for field, values in fields.items():
+        if values:
+            _declare(samples._root_dataset, field)
+            samples._root_dataset.set_values(field, values, key_field="id")
+
+
+def _index_videos(samples, match, find, detections_field, persons_field, previous, detect_every,
+                  refresh_frames, refresh_iou, tracker, batch_size, on_progress):
+    from .video import track_video
+
+    frame_path = "frames." + persons_field
+    rows = samples.values(["id", "filepath", defaults.PERSON_TRACKS_FIELD, "frames.id",
+                           frame_path + ".detections.id"] if samples.has_field(defaults.PERSON_TRACKS_FIELD)
+                          else ["id", "filepath", "frames.id"])
+    ids, paths = rows[0], rows[1]
+    done_tracks = rows[2] if len(rows) > 3 else [None] * len(ids)
+    embeddings, errors = {}, {}
+    summary = dict(samples=len(ids), processed=0, persons=0, tracks=0, encoder_crops=0, errors=0)
+    for i, (sid, path) in enumerate(zip(ids, paths)):
+        if done_tracks[i] is not None:
+            frame_ids, label_ids = rows[3][i], rows[4][i]
+            reused = {fid: previous.get(lids) for fid, lids in zip(frame_ids, label_ids) if lids}
+            if all(v is not None for v in reused.values()):
+                embeddings.update(reused)
+                summary["tracks"] += done_tracks[i]
+                summary["persons"] += sum(len(v) for v in reused.values())
+                continue
+        sample = samples._root_dataset[sid]
+        if detections_field:
+            given = {n: frame[detections_field] for n, frame in sample.frames.items()}
+
+            def detect(numbers, frames, given=given):
+                return [_boxes_from_detections(given.get(n), f.shape[1], f.shape[0]) for n, f in zip(numbers, frames)]
+        else:
+            def detect(numbers, frames):
+                return find().detect(frames, batch_size=batch_size)
+
+        def on_frames(count, i=i, total=sample.metadata.total_frame_count if sample.metadata else None):
+            within = min(count / total, 1.0) if total else 0.5
+            notify(on_progress, 0.95 * (i + within) / len(ids), f"video {i + 1}/{len(ids)}: frame {count}")
+
+        try:
+            tracks = track_video(path, detect, match.embed_images, detect_every=detect_every,
+                                 refresh_frames=refresh_frames, refresh_iou=refresh_iou, tracker=tracker,
+                                 detect_batch_size=batch_size, embed_batch_size=match.batch_size,
+                                 on_frames=on_frames)
+        except IOError as e:
+            errors[sid] = f"cannot read video: {e}"
+            continue
+        embeddings.update(_write_video(sample, tracks, persons_field))
+        errors[sid] = None
+        summary["processed"] += 1
+        summary["tracks"] += len(tracks.track_frames())
+        summary["persons"] += sum(len(p) for p in tracks.frames.values())
+        summary["encoder_crops"] += tracks.encoder_crops
+    _write(samples, {defaults.PERSON_ERROR_FIELD: errors})
+    summary["errors"] = sum(1 for e in errors.values() if e)
+    return summary, embeddings
+
+
+def _write_video(sample, tracks, persons_field):
+    """Replace the sample's ``frames.persons`` with the tracks; returns ``{frame id: (n, D) embeddings}``."""
+    import fiftyone.core.labels as fol
+
+    width, height = tracks.frame_size
+    for frame in sample.frames.values():
+        frame[persons_field] = None
+    rows = {}
+    for number, people in tracks.frames.items():
+        dets = [_person(box, width, height, conf, index=track_id) for track_id, box, conf, _ in people]
+        sample.frames[number][persons_field] = fol.Detections(detections=dets)
+        rows[number] = [row for *_, row in people]
+    _declare(sample._dataset, defaults.PERSON_TRACKS_FIELD)
+    sample[defaults.PERSON_TRACKS_FIELD] = len(tracks.track_frames())
+    sample.save()
+    return {sample.frames[n].id: tracks.embeddings[r] for n, r in rows.items() if r}
+
+
+# --------------------------------------------------------------------------- querying
+
+
+class _Gallery:
+    """Everything a query needs, loaded once per index: embeddings, ids, model, track ids."""
+
+    def __init__(self, dataset, brain_key):
+        from . import zoo
+
+        zoo.register_model_source()  # the index re-creates the matcher by zoo name, in any process
+        results = dataset.load_brain_results(brain_key)
+        self.results = results
+        self.patches_field = results.config.patches_field
+        self.vectors, sample_ids, self.label_ids = results.get_embeddings()
+        self.vectors = np.asarray(self.vectors, dtype=np.float32)
+        self.video = dataset.media_type == "video"
+        self.model = results.get_model()
+        if self.video:
+            self._video_layout(dataset, sample_ids)
+        else:
+            self.sample_ids = np.asarray(sample_ids)
+            self.frames = np.zeros(len(sample_ids), dtype=int)
+            self.tracks = np.full(len(sample_ids), -1)
+            by_id = {}
+            ids, paths, dets = dataset.values(["id", "filepath", f"{self.patches_field}.detections"])
+            for sid, path, ds in zip(ids, paths, dets):
+                for d in ds or []:
+                    by_id[d.id] = (path, d.bounding_box)
+            self.filepaths = [by_id.get(lid, (None, None))[0] for lid in self.label_ids]
+            self.boxes = [by_id.get(lid, (None, None))[1] for lid in self.label_ids]
+
+    def _video_layout(self, dataset, frame_ids):
+        path = f"frames.{self.patches_field}.detections"
+        ids, paths, numbers, dets = dataset.values(["id", "filepath", "frames.frame_number", path])
+        by_label = {}
+        for sid, fp, nums, frames in zip(ids, paths, numbers, dets):
+            for number, people in zip(nums, frames):
+                for d in people or []:
+                    by_label[d.id] = (sid, fp, number, d.index, d.bounding_box)
+        info = [by_label.get(lid, (None, None, 0, -1, None)) for lid in self.label_ids]
+        self.sample_ids = np.asarray([x[0] for x in info])
+        self.filepaths = [x[1] for x in info]
+        self.frames = np.asarray([x[2] for x in info], dtype=int)
+        self.tracks = np.asarray([x[3] if x[3] is not None else -1 for x in info])
+        self.boxes = [x[4] for x in info]
+
+    def score(self, query):
+        """Cosine (and SigLIP probability or None) of every indexed person to ``query``."""
+        text = self.model.embed_prompts([query])[0]
+        cosine = self.vectors @ text
+        probability = self.model.matcher.probability(cosine)
+        return cosine, probability
+
+
+def _gallery(samples, brain_key):
+    dataset = samples._root_dataset
+    if brain_key not in dataset.list_brain_runs():
+        raise ValueError(f"no person index {brain_key!r} on {dataset.name!r}: run index_persons first "
+                         f"(existing brain runs: {dataset.list_brain_runs()})")
+    key = (dataset.name, brain_key, str(dataset.get_brain_info(brain_key).timestamp))
+    if key not in _CACHE:
+        for stale in [c for c in _CACHE if c[:2] == key[:2]]:
+            del _CACHE[stale]
+        _CACHE[key] = _Gallery(dataset, brain_key)
+    return _CACHE[key]
+
+
+def _threshold_cosine(gallery, threshold, threshold_type):
+    """The threshold as a cosine (probabilities go through SigLIP's calibration)."""
+    if threshold is None or threshold_type == "cosine":
+        return threshold
+    return gallery.model.matcher.cosine_for_probability(threshold)
+
+
+def rank_persons(samples, query, brain_key=defaults.PERSON_INDEX_KEY, k=defaults.TOP_K, threshold=None,
+                 threshold_type="cosine"):
+    """Rank the indexed people of ``samples`` against ``query``; embeds only the text, writes nothing.
+
+    Signature: ``rank_persons(samples, query, brain_key="person_index", k=25,
+    threshold=None, threshold_type="cosine") -> list[dict]``. Images give one
+    row per person, videos one row per track (its best-scoring frame).
+    Rows, best first, at most ``k`` (None = all), only those passing
+    ``threshold`` when one is given::
+
+        {"sample_id": str, "frame_number": int | None, "label_id": str, "track_id": int | None,
+         "similarity": float, "probability": float | None, "bounding_box": [x, y, w, h] (relative),
+         "filepath": str, "match": bool}
+
+    ``match`` says whether the row passes ``threshold`` (or the default
+    :data:`core.defaults.MATCH_THRESHOLD` cosine when none is given).
+
+    Example::
+
+        rows = rank_persons(dataset, "red top and blue trousers", k=5, threshold=0.6,
+                            threshold_type="probability")
+    """
+    _check_query(query)
+    check_threshold(threshold, threshold_type)
+    if k is not None and int(k) < 1:
+        raise ValueError(f"k must be >= 1 or None, got {k}")
+    gallery = _gallery(samples, brain_key)
+    cut = _threshold_cosine(gallery, threshold, threshold_type)
+    cosine, probability = gallery.score(query)
+    allowed = set(samples.values("id")) if samples is not samples._root_dataset else None
+    match_cut = cut if cut is not None else defaults.MATCH_THRESHOLD
+    rows, seen_tracks = [], set()
+    for j in np.argsort(-cosine, kind="stable"):
+        sid = gallery.sample_ids[j]
+        if sid is None or (allowed is not None and sid not in allowed):
+            continue
+        if cut is not None and cosine[j] < cut:
+            break
+        if gallery.video:
+            if (sid, gallery.tracks[j]) in seen_tracks:
+                continue
+            seen_tracks.add((sid, gallery.tracks[j]))
+        rows.append({
+            "sample_id": str(sid),
+            "frame_number": int(gallery.frames[j]) if gallery.video else None,
+            "label_id": str(gallery.label_ids[j]),
+            "track_id": int(gallery.tracks[j]) if gallery.video else None,
+            "similarity": float(cosine[j]),
+            "probability": float(probability[j]) if probability is not None else None,
+            "bounding_box": [float(v) for v in gallery.boxes[j]] if gallery.boxes[j] is not None else None,
+            "filepath": gallery.filepaths[j],
+            "match": bool(cosine[j] >= match_cut),
+        })
+        if k is not None and len(rows) >= int(k):
+            break
+    return rows
+
+
+def search_persons(samples, query, brain_key=defaults.PERSON_INDEX_KEY, threshold=defaults.MATCH_THRESHOLD,
+                   threshold_type="cosine", k=None, on_progress=None):
+    """Score every indexed person against ``query`` and write the results; returns a sorted view.
+
+    Writes ``similarity`` / ``probability`` on each person, the label
+    ``match`` on people passing ``threshold`` (cosine, or SigLIP probability
+    with ``threshold_type="probability"``) and ``person`` on the others,
+    ``person_similarity`` per sample and, for videos, ``person_matches``: one
+    TemporalDetection per matching track (support = first..last frame, its
+    score as confidence). Re-running overwrites these fields. Returns
+    ``samples`` sorted by ``person_similarity`` (best first), limited to
+    ``k`` samples if given.
+
+    Example::
+
+        view = search_persons(dataset, "red top and blue trousers", threshold=0.2)
+        session.view = view
+    """
+    _check_query(query)
+    check_threshold(threshold, threshold_type)
+    if k is not None and int(k) < 1:
+        raise ValueError(f"k must be >= 1 or None, got {k}")
+    gallery = _gallery(samples, brain_key)
+    cut = _threshold_cosine(gallery, threshold, threshold_type)
+    notify(on_progress, 0.1, "embedding the query")
+    cosine, probability = gallery.score(query)
+    dataset = samples._root_dataset
+    prefix = ("frames." if gallery.video else "") + gallery.patches_field + ".detections."
+    label_ids = [str(x) for x in gallery.label_ids]
+    is_match = cosine >= cut
+    notify(on_progress, 0.4, "writing scores")
+    dataset.set_label_values(prefix + defaults.SIMILARITY_ATTR, dict(zip(label_ids, cosine.tolist())))
+    if probability is not None:
+        dataset.set_label_values(prefix + defaults.PROBABILITY_ATTR, dict(zip(label_ids, probability.tolist())))
+    dataset.set_label_values(prefix + "label", {
+        lid: defaults.MATCH_LABEL if m else defaults.PERSON_LABEL for lid, m in zip(label_ids, is_match)})
+
+    best = {}
+    for sid, value in zip(gallery.sample_ids, cosine):
+        if sid is not None:
+            best[sid] = max(best.get(sid, -1.0), float(value))
+    ids = samples.values("id")
+    _write(samples, {defaults.SAMPLE_SIMILARITY_FIELD: {sid: best.get(sid) for sid in ids}})
+    if gallery.video:
+        _write(samples, {defaults.VIDEO_MATCHES_FIELD: _track_spans(gallery, cosine, probability, cut, ids)})
+    notify(on_progress, 1.0, "done")
+    view = samples.sort_by(defaults.SAMPLE_SIMILARITY_FIELD, reverse=True)
+    return view.limit(int(k)) if k is not None else view
+
+
+def _track_spans(gallery, cosine, probability, cut, ids):
+    """``{video id: TemporalDetections}``, one detection per track scoring at least ``cut``."""
+    import fiftyone.core.labels as fol
+
+    tracks = {}
+    for j, sid in enumerate(gallery.sample_ids):
+        if sid is None:
+            continue
+        entry = tracks.setdefault((sid, int(gallery.tracks[j])), [np.inf, -np.inf, -np.inf, None])
+        entry[0] = min(entry[0], gallery.frames[j])
+        entry[1] = max(entry[1], gallery.frames[j])
+        if cosine[j] > entry[2]:
+            entry[2] = float(cosine[j])
+            entry[3] = float(probability[j]) if probability is not None else None
+    out = {sid: [] for sid in ids}
+    for (sid, track), (first, last, score, prob) in sorted(tracks.items(), key=lambda t: -t[1][2]):
+        if sid in out and score >= cut:
+            out[sid].append(fol.TemporalDetection(
+                label=defaults.MATCH_LABEL, support=[int(first), int(last)], confidence=score, index=track,
+                **{defaults.SIMILARITY_ATTR: score, defaults.PROBABILITY_ATTR: prob}))
+    return {sid: fol.TemporalDetections(detections=dets) for sid, dets in out.items()}

@@ -1,0 +1,106 @@
+"""Text-to-person search: indexing, re-query without re-embedding, videos, bad input, export, operators."""
+
+import logging
+import os
+
+import numpy as np
+import pytest
+from PIL import Image
+
+import fiftyone as fo
+
+from person_finder.core import defaults
+from person_finder.core.kit import synthetic
+from person_finder.core.search import index_persons, rank_persons, search_persons
+
+QUERY = "red top and blue trousers"
+
+
+def _add_scenes(dataset, folder, specs_per_scene, seed=0, width=640, height=360):
+    """Scene images with their true person boxes in ``ground_truth``."""
+    scenes = synthetic.write_scenes(folder, specs_per_scene, width=width, height=height, seed=seed)
+    samples = []
+    for scene in scenes:
+        dets = [fo.Detection(label="person", bounding_box=box) for box in scene.boxes]
+        samples.append(fo.Sample(filepath=scene.filepath, ground_truth=fo.Detections(detections=dets)))
+    dataset.add_samples(samples)
+    return scenes
+
+
+@pytest.fixture()
+def scenes_dataset(dataset, test_root):
+    specs = synthetic.random_specs(6, seed=4)
+    folder = os.path.join(test_root, "search-scenes", dataset.name)
+    return dataset, _add_scenes(dataset, folder, [specs[:3], specs[3:]])
+
+
+def _encoder_calls(monkeypatch):
+    """Count crops that reach the matcher's image tower."""
+    from person_finder.core.models.matcher import ImageTextMatcher
+
+    calls = {"crops": 0}
+    original = ImageTextMatcher.embed_images
+
+    def counting(self, images, batch_size=None):
+        calls["crops"] += len(images)
+        return original(self, images, batch_size=batch_size)
+
+    monkeypatch.setattr(ImageTextMatcher, "embed_images", counting)
+    return calls
+
+
+def test_images_index_then_requery_embeds_only_text(scenes_dataset, tiny_siglip, monkeypatch):
+    dataset, scenes = scenes_dataset
+    calls = _encoder_calls(monkeypatch)
+    summary = index_persons(dataset, matcher=tiny_siglip, detections_field="ground_truth")
+    assert summary["persons"] == 6 and summary["encoder_crops"] == 6 and calls["crops"] == 6
+    view = search_persons(dataset, QUERY, threshold=-1.0)
+    first = search_persons(dataset, "a man with a black backpack", threshold=0.0)
+    assert calls["crops"] == 6  # the second and third query embedded no crop
+    persons = dataset.values("persons.detections")
+    sims = [d[defaults.SIMILARITY_ATTR] for dets in persons for d in dets]
+    probs = [d[defaults.PROBABILITY_ATTR] for dets in persons for d in dets]
+    assert len(sims) == 6 and all(-1 <= s <= 1 for s in sims) and all(0 < p < 1 for p in probs)
+    labels = {d.label for dets in persons for d in dets}
+    assert labels <= {defaults.MATCH_LABEL, defaults.PERSON_LABEL}
+    assert all((d.label == defaults.MATCH_LABEL) == (d[defaults.SIMILARITY_ATTR] >= 0.0)
+               for dets in persons for d in dets)
+    best = first.values(defaults.SAMPLE_SIMILARITY_FIELD)
+    assert best == sorted(best, reverse=True)
+    for sample in dataset:
+        assert sample[defaults.SAMPLE_SIMILARITY_FIELD] == pytest.approx(
+            max(d[defaults.SIMILARITY_ATTR] for d in sample.persons.detections))
+    # the user's boxes are untouched and persons mirror them
+    assert dataset.count("ground_truth.detections") == 6
+    assert all(d.label == "person" for dets in dataset.values("ground_truth.detections") for d in dets)
+    assert len(view) == 2
+
+    rows = rank_persons(dataset, QUERY, k=4)
+    assert len(rows) == 4
+    assert [r["similarity"] for r in rows] == sorted((r["similarity"] for r in rows), reverse=True)
+    row = rows[0]
+    assert set(row) >= {"sample_id", "frame_number", "label_id", "track_id", "similarity", "probability",
+                        "bounding_box", "filepath", "match"}
+    import json
+    json.dumps(rows)
+    assert calls["crops"] == 6
+
+
+def test_rerun_reuses_embeddings_and_never_duplicates(scenes_dataset, tiny_siglip, monkeypatch):
+    dataset, _ = scenes_dataset
+    index_persons(dataset, matcher=tiny_siglip, detections_field="ground_truth")
+    search_persons(dataset, QUERY)
+    ids_before = dataset.values("persons.detections.id")
+    calls = _encoder_calls(monkeypatch)
+    summary = index_persons(dataset, matcher=tiny_siglip, detections_field="ground_truth")
+    assert calls["crops"] == 0 and summary["processed"] == 0
+    assert dataset.values("persons.detections.id") == ids_before
+    search_persons(dataset, QUERY)
+    assert dataset.count("persons.detections") == 6
+    # an interrupted run: persons written but the index lost -> re-embed, no re-detection
+    dataset.delete_brain_run(defaults.PERSON_INDEX_KEY)
+    summary = index_persons(dataset, matcher=tiny_siglip, detector="/no/detector/needed.pt")
+    assert calls["crops"] == 6 and summary["processed"] == 2
+    assert dataset.values("persons.detections.id") == ids_before
+    summary = index_persons(dataset, matcher=tiny_siglip, detections_field="ground_truth", overwrite=True)
+    assert dataset.count("persons.detections") == 6 and summary["processed"] == 2
