@@ -159,7 +159,10 @@ class FakeGemini:
         if fault == "malformed":
             answer_text = '{"gender": "male", "upper_colors": ["bl'
         else:
-            answer = dict(self.answers.get(record["images"][0], DEFAULT_ANSWER) if images else DEFAULT_ANSWER)
+            if images:
+                answer = self.answers.get(record["images"][0], DEFAULT_ANSWER)
+            else:  # a description rewrite: echo the facts
+                answer = {"description": "rewritten: " + text.split("Facts: ")[-1].split("\n")[0]}
             answer_text = json.dumps(answer)
         return self._finish(record, 200, {
             "candidates": [{"content": {"role": "model", "parts": [{"text": answer_text}]},
@@ -186,3 +189,48 @@ def _b64(text):
 
 def _error(code, message):
     return {"error": {"code": code, "message": message, "status": ERROR_STATUS.get(code, "UNKNOWN")}}
+
+
+def spec_answer(spec):
+    """What a perfect model would answer for a synthetic ``PersonSpec`` (agrees with its Market attributes)."""
+    answer = dict(DEFAULT_ANSWER)
+    answer.update({
+        "gender": spec.gender, "age_group": "teenager", "hair_length": "long" if spec.long_hair else "short",
+        "upper_type": "shirt" if spec.long_sleeves else "t-shirt",
+        "sleeve_length": "long" if spec.long_sleeves else "short", "upper_colors": [spec.upper_color],
+        "lower_type": "skirt" if spec.skirt else ("trousers" if spec.long_lower else "shorts"),
+        "lower_length": "long" if spec.long_lower else "short", "lower_colors": [spec.lower_color],
+        "hat": "yes" if spec.hat else "no",
+    })
+    for kind, name in (("backpack", "backpack"), ("handbag", "handbag"), ("shoulder bag", "shoulder_bag")):
+        answer[name] = "yes" if spec.bag == kind else "no"
+        answer[name + "_color"] = spec.bag_color if spec.bag == kind else "unknown"
+    from person_finder.core.kit.synthetic import describe
+
+    answer["description"] = describe(spec)
+    return answer
+
+
+def add_people(dataset, folder, specs, views=3, seed=0):
+    """Add ``views`` synthetic crops per spec (person_id = index, Market ground truth attached).
+
+    Returns ``{image key: spec}`` so a :class:`FakeGemini` can answer per image.
+    """
+    import os
+
+    import fiftyone as fo
+
+    from person_finder.core.kit import synthetic
+
+    os.makedirs(folder, exist_ok=True)
+    samples, keys = [], {}
+    for pid, spec in enumerate(specs):
+        for v in range(views):
+            path = os.path.join(folder, f"{pid:04d}_c{v + 1}s1_{seed:06d}_01.jpg")
+            synthetic.render_crop(spec, seed=seed * 1000 + pid * 10 + v).save(path, quality=95)
+            with open(path, "rb") as f:
+                keys[image_key(f.read())] = spec
+            samples.append(fo.Sample(filepath=path, person_id=pid, camera_id=v + 1,
+                                     market_attributes=synthetic.market_attributes(spec)))
+    dataset.add_samples(samples)
+    return keys

@@ -232,7 +232,12 @@ def run_calls(caller, jobs, make_parts, schema, concurrency, on_result, stop=Non
     def work(job):
         if stop.is_set():
             raise _Cancelled()
-        return caller.generate(make_parts(job), schema)
+        try:
+            return caller.generate(make_parts(job), schema)
+        except Exception as exc:
+            if _is_fatal(exc):
+                stop.set()  # before this worker takes the next job
+            raise
 
     fatal = None
     with ThreadPoolExecutor(max_workers=max(int(concurrency), 1)) as pool:
@@ -247,7 +252,6 @@ def run_calls(caller, jobs, make_parts, schema, concurrency, on_result, stop=Non
                     if _is_fatal(exc):
                         if fatal is None:
                             fatal = exc
-                            stop.set()
                             for f in futures:
                                 f.cancel()
                         continue
@@ -385,3 +389,41 @@ def generate_attributes(samples, api_key=None, model=defaults.GEMINI_MODEL,
     if stopped:
         raise GeminiRequestRefused(stopped)
     return {**results, "run_key": run_key}
+
+
+class Rewrite(BaseModel):
+    """Gemini's answer when rewriting a description."""
+
+    description: str
+
+
+REWRITE_PROMPT = """Rewrite this description of one person as one fluent sentence. Keep every fact, add none,
+and do not mention ethnicity, skin colour or identity.
+Facts: {template}
+Descriptions of single views (may disagree; trust the facts): {views}"""
+
+
+def rewrite_descriptions(items, api_key=None, model=defaults.GEMINI_MODEL, concurrency=defaults.GEMINI_CONCURRENCY,
+                         requests_per_minute=defaults.GEMINI_REQUESTS_PER_MINUTE, base_url=None, **caller_kwargs):
+    """Fluent descriptions from template ones: ``{key: (template, [view descriptions])}`` -> ``{key: text}``.
+
+    Keys whose call failed are left out (the caller keeps the template).
+
+    Example::
+
+        rewrite_descriptions({7: ("a man in a red t-shirt", ["man, red shirt"])})
+    """
+    caller = GeminiCaller(resolve_api_key(api_key), model=model, base_url=base_url,
+                          requests_per_minute=requests_per_minute, **caller_kwargs)
+    out = {}
+
+    def on_result(key, answer, error):
+        if answer is not None and answer.description.strip():
+            out[key] = answer.description.strip()
+        else:
+            logger.warning("description rewrite failed for %s: %s", key, error)
+
+    run_calls(caller, list(items), lambda key: [REWRITE_PROMPT.format(template=items[key][0],
+                                                                      views="; ".join(items[key][1]) or "none")],
+              Rewrite, concurrency, on_result)
+    return out
