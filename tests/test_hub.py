@@ -1,0 +1,129 @@
+"""Hub publish / load round trip through FiftyOne's real push_to_hub / load_from_hub.
+
+The network layer (huggingface_hub's upload / download calls) is replaced by
+a folder acting as the hub repo; everything above it is the real code.
+"""
+
+import fnmatch
+import os
+import shutil
+
+import fiftyone as fo
+import fiftyone.utils.huggingface as fouh
+import pytest
+import yaml
+
+from person_finder.core import defaults, hub
+from person_finder.core.kit import synthetic
+from person_finder.core.market import import_market1501, write_market_attributes
+
+FIELDS = [defaults.PERSON_ID_FIELD, defaults.CAMERA_ID_FIELD, "sequence", "frame", defaults.MARKET_ATTRIBUTES_FIELD]
+
+
+class FakeHub:
+    """One dataset repo in a folder, behind huggingface_hub's function names."""
+
+    def __init__(self, root, monkeypatch):
+        self.root = str(root)
+        import huggingface_hub as h
+        monkeypatch.setattr(h, "whoami", lambda token=None: {"name": "tester"})
+        monkeypatch.setattr(h, "create_repo", lambda *a, **k: None)
+        monkeypatch.setattr(h.HfApi, "upload_file", lambda api, path_or_fileobj, path_in_repo, **k:
+                            self._put(path_or_fileobj, path_in_repo))
+        monkeypatch.setattr(h.HfApi, "upload_folder", lambda api, folder_path, path_in_repo=None, **k:
+                            shutil.copytree(folder_path, os.path.join(self.root, path_in_repo or ""),
+                                            dirs_exist_ok=True))
+        monkeypatch.setattr(h.HfApi, "get_paths_info", lambda api, *a, **k: [])
+        monkeypatch.setattr(h.HfApi, "file_exists", lambda api, repo_id, filename, **k:
+                            os.path.exists(os.path.join(self.root, filename)))
+        monkeypatch.setattr(h, "hf_hub_download", lambda repo_id, filename, **k: os.path.join(self.root, filename))
+        monkeypatch.setattr(h, "snapshot_download", self._snapshot)
+        monkeypatch.setattr(h.DatasetCard, "push_to_hub", lambda card, repo_id, **k:
+                            card.save(os.path.join(self.root, "README.md")))
+
+    def _put(self, src, rel):
+        os.makedirs(os.path.dirname(os.path.join(self.root, rel)) or self.root, exist_ok=True)
+        shutil.copy(src, os.path.join(self.root, rel))
+
+    def _snapshot(self, repo_id=None, local_dir=None, ignore_patterns=None, allow_patterns=None, **kwargs):
+        for rel in files_under(self.root):
+            if ignore_patterns and fnmatch.fnmatch(rel, ignore_patterns):
+                continue
+            if allow_patterns and rel not in allow_patterns:
+                continue
+            os.makedirs(os.path.dirname(os.path.join(local_dir, rel)), exist_ok=True)
+            shutil.copy(os.path.join(self.root, rel), os.path.join(local_dir, rel))
+        return local_dir
+
+
+def files_under(root):
+    return sorted(os.path.relpath(os.path.join(d, f), root) for d, _, fs in os.walk(root) for f in fs)
+
+
+@pytest.fixture()
+def curated(market_folder, dataset, tmp_path):
+    parts = {"train": {}, "test": {}}
+    for pid, spec in market_folder.specs.items():
+        parts["train" if pid <= 12 else "test"][pid] = synthetic.market_attributes(spec)
+    mat = write_market_attributes(tmp_path / "market_attribute.mat", parts)
+    import_market1501(market_folder.root, dataset=dataset, attributes_path=mat, val_fraction=0.34)
+    return dataset
+
+
+def _rows(ds):
+    rows = {}
+    for s in ds:
+        with open(s.filepath, "rb") as f:
+            rows[os.path.basename(s.filepath)] = (sorted(s.tags), [s[k] for k in FIELDS], f.read())
+    return rows
+
+
+def test_publish_then_load_through_fiftyone_round_trips(curated, tmp_path, monkeypatch):
+    fake = FakeHub(tmp_path / "repo", monkeypatch)
+    repo_id = hub.publish_to_hub(curated, "market-curated", description="synthetic Market", license="other")
+    assert repo_id == "tester/market-curated"
+
+    monkeypatch.setattr(fo.config, "default_dataset_dir", str(tmp_path / "downloads"))
+    loaded = hub.load_hub_dataset(repo_id, name=f"{curated.name}-hub", persistent=False)
+    try:
+        assert len(loaded) == len(curated)
+        assert _rows(loaded) == _rows(curated)
+    finally:
+        loaded.delete()
+
+    card = open(os.path.join(fake.root, "README.md")).read()
+    front, body = card.split("---", 2)[1:]
+    meta = yaml.safe_load(front)
+    assert "fiftyone" in meta["tags"] and "dataset_structure" not in meta
+    for expected in ("`train`: ", "`val`: ", "`query`: ", "`gallery`: ", "`distractor`: 2 images",
+                     f"`{defaults.MARKET_ATTRIBUTES_FIELD}` (DictField): Market-1501's 27", "surveillance",
+                     "load_from_hub"):
+        assert expected in body, expected
+
+    # staging offline writes the same files as the publish uploaded
+    staged = hub.stage_for_hub(curated, tmp_path / "staged", repo_id, description="synthetic Market",
+                               license="other")
+    assert files_under(staged) == files_under(fake.root)
+    assert open(os.path.join(staged, "README.md")).read() == card
+    assert yaml.safe_load(open(os.path.join(staged, "fiftyone.yml"))) == yaml.safe_load(
+        open(os.path.join(fake.root, "fiftyone.yml")))
+
+
+def test_staged_folder_loads_back_identical(curated, tmp_path):
+    staged = hub.stage_for_hub(curated, tmp_path / "staged", "me/market")
+    loaded = hub.load_hub_dataset(staged, name=f"{curated.name}-staged", persistent=False)
+    try:
+        assert _rows(loaded) == _rows(curated)
+        assert loaded.info == curated.info
+    finally:
+        loaded.delete()
+
+
+def test_bad_sources_are_explained(curated, tmp_path):
+    with pytest.raises(ValueError, match="no fiftyone.yml"):
+        hub.load_hub_dataset(tmp_path)
+    (tmp_path / "fiftyone.yml").write_text("format: ParquetFilesDataset\n")
+    with pytest.raises(ValueError, match="only 'FiftyOneDataset'"):
+        hub.load_hub_dataset(tmp_path)
+    with pytest.raises(ValueError, match="publish a Dataset"):
+        hub.stage_for_hub(curated.match_tags("train"), tmp_path / "x", "me/x")
