@@ -81,6 +81,8 @@ MARKET_ATTRIBUTES_FIELD = "market_attributes"
 VAL_SPLIT_SEED = 0
 #: Samples added to the database per batch during a Market-1501 import.
 MARKET_IMPORT_BATCH = 500
+#: Secret holding the Hugging Face token used to publish / load private datasets.
+HF_TOKEN_SECRET = "HF_TOKEN"
 #: Brain key of the DINOv2 similarity index behind near-duplicate and leakage search.
 DEDUPE_BRAIN_KEY = "dedupe_dinov2"
 #: Cosine distance (1 - cos) at or under which two crops are near-duplicates. A prior, not
@@ -184,8 +186,6 @@ INDEX_BACKEND_LOCATIONS = {"sklearn": None, "lancedb": "uri", "qdrant": "url", "
 #: pip package each backend needs.
 INDEX_BACKEND_PACKAGES = {"lancedb": "lancedb", "qdrant": "qdrant-client", "milvus": "pymilvus",
                           "pgvector": "psycopg2-binary"}
-#: Backends that answer FiftyOne's duplicate search themselves; the others fall back to an in-memory sklearn index.
-DUPLICATE_BACKENDS = ("sklearn",)
 #: LanceDB tables of at least this many vectors get an approximate (IVF-HNSW-SQ) index after a build;
 #: smaller ones are scanned exactly (fast enough, recall 1). See bench/gallery.py.
 LANCEDB_ANN_MIN_ROWS = 50_000
@@ -202,3 +202,18 @@ ONNX_OPSET = 17
 ONNX_EMBEDDING_TOLERANCE = 1e-4
 ONNX_BOX_TOLERANCE_PX = 0.5
 ONNX_SCORE_TOLERANCE = 1e-3
+
+# --- ranked-results panel (issue 7) ------------------------------------------
+#: Execution store (scoped to the dataset) holding the panel's recent queries; survives App restarts.
+PANEL_STORE = "person_finder_panel"
+#: Recent queries kept per dataset (newest first, duplicates moved to the front).
+PANEL_RECENT_QUERIES = 10
+#: Largest k the panel offers (each result carries a crop thumbnail).
+PANEL_MAX_K = 100
+#: Height in pixels of the crop thumbnails (JPEG data URLs sent as panel data, not state).
+PANEL_CROP_HEIGHT = 128
+PANEL_CROP_QUALITY = 85
+#: Bins of the score histogram.
+PANEL_HISTOGRAM_BINS = 30
+#: Operator the panel offers when the dataset has no person index that answers text prompts.
+PANEL_INDEX_OPERATOR = "@openset-reid/person-finder/index_persons"

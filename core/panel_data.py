@@ -1,0 +1,241 @@
+"""What the person-search panel shows, computed without the App: indexes, ranked crops, histogram, views.
+
+The panel (``panels/person_search.py``) only reads its widgets and calls
+these functions; everything here works from plain Python too.
+
+Example::
+
+    from person_finder.core import panel_data
+    panel_data.text_indexes(dataset)                    # [{"key": "person_index", ...}]
+    result = panel_data.run_query(dataset, "red top and blue trousers", "person_index", k=10, threshold=0.1)
+    result["rows"][0]["crop"]                           # "data:image/jpeg;base64,..."
+    session.view = panel_data.results_view(dataset, result["rows"])
+    panel_data.recent_queries(dataset)                  # ["red top and blue trousers", ...]
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+
+import numpy as np
+
+from . import defaults
+
+_RECENT_KEY = "recent_queries"
+
+
+# --------------------------------------------------------------------------- indexes
+
+
+def text_indexes(samples):
+    """Brain indexes of ``samples``' dataset that rank people by text: prompt-capable, over person patches.
+
+    Returns ``[{"key", "patches_field", "model", "size"}]`` sorted by key.
+
+    Example::
+
+        [i["key"] for i in text_indexes(dataset)]       # ["person_index"]
+    """
+    dataset = samples._root_dataset
+    found = []
+    for key in sorted(dataset.list_brain_runs()):
+        config = dataset.get_brain_info(key).config
+        if getattr(config, "supports_prompts", False) and getattr(config, "patches_field", None):
+            kwargs = getattr(config, "model_kwargs", None) or {}
+            found.append({"key": key, "patches_field": config.patches_field,
+                          "model": kwargs.get("name_or_path") or getattr(config, "model", None)})
+    return found
+
+
+# --------------------------------------------------------------------------- querying
+
+
+def run_query(samples, query, brain_key, k=defaults.TOP_K, threshold=defaults.MATCH_THRESHOLD,
+              bins=defaults.PANEL_HISTOGRAM_BINS, crop_height=defaults.PANEL_CROP_HEIGHT):
+    """Rank every indexed person of ``samples`` against ``query``; the top ``k`` get crop thumbnails.
+
+    Scores come from :func:`core.search.rank_persons` (one text embedding,
+    no crop re-embedded). Returns ``{"rows", "histogram", "above", "total"}``:
+    ``rows`` are ``rank_persons`` rows plus ``rank`` (1-based) and ``crop``
+    (a JPEG data URL), ``histogram`` is :func:`score_histogram` of all
+    scores, ``above`` counts people at or above ``threshold`` (cosine).
+
+    Example::
+
+        result = run_query(dataset, "a man with a black backpack", "person_index", k=5, threshold=0.1)
+    """
+    from .search import rank_persons
+
+    if k is None or not 1 <= int(k) <= defaults.PANEL_MAX_K:
+        raise ValueError(f"k must be an integer in [1, {defaults.PANEL_MAX_K}], got {k!r}")
+    everyone = rank_persons(samples, query, brain_key=brain_key, k=None)
+    histogram = score_histogram([r["similarity"] for r in everyone], threshold, bins)
+    rows = [dict(r, rank=i + 1, match=r["similarity"] >= threshold) for i, r in enumerate(everyone[:int(k)])]
+    for row, crop in zip(rows, person_crops(rows, crop_height)):
+        row["crop"] = crop
+    return {"rows": rows, "histogram": histogram, "above": histogram["above"], "total": histogram["total"]}
+
+
+def score_histogram(scores, threshold, bins=defaults.PANEL_HISTOGRAM_BINS):
+    """Histogram of ``scores`` with the count at or above ``threshold``.
+
+    Returns ``{"counts", "edges", "threshold", "above", "total"}`` (JSON-able).
+
+    Example::
+
+        score_histogram([0.1, 0.2, 0.3], threshold=0.15, bins=2)["above"]   # 2
+    """
+    scores = np.asarray(scores, dtype=np.float64)
+    if scores.size:
+        low, high = float(min(scores.min(), threshold)), float(max(scores.max(), threshold))
+    else:
+        low, high = float(threshold) - 0.5, float(threshold) + 0.5
+    if high - low < 1e-6:
+        low, high = low - 0.05, high + 0.05
+    counts, edges = np.histogram(scores, bins=int(bins), range=(low, high))
+    return {"counts": counts.tolist(), "edges": edges.tolist(), "threshold": float(threshold),
+            "above": int((scores >= threshold).sum()), "total": int(scores.size)}
+
+
+# --------------------------------------------------------------------------- crops
+
+
+def person_crops(rows, height=defaults.PANEL_CROP_HEIGHT, quality=defaults.PANEL_CROP_QUALITY):
+    """A JPEG data URL of each row's person box (from its image, or its frame of a video); None if unreadable.
+
+    Example::
+
+        person_crops([{"filepath": "a.jpg", "frame_number": None, "bounding_box": [0.1, 0.2, 0.2, 0.5]}])
+    """
+    frames = {}
+    crops = []
+    for row in rows:
+        key = (row["filepath"], row.get("frame_number"))
+        if key not in frames:
+            frames[key] = _read_frame(*key)
+        image, box = frames[key], row.get("bounding_box")
+        crops.append(_data_url(_crop(image, box), height, quality) if image is not None and box else None)
+    return crops
+
+
+def _read_frame(filepath, frame_number=None):
+    """RGB array of an image, or of a video's (1-based) frame; None when it cannot be read."""
+    from PIL import Image
+
+    if frame_number is None:
+        try:
+            with Image.open(filepath) as image:
+                return np.asarray(image.convert("RGB"))
+        except OSError:
+            return None
+    import cv2
+
+    capture = cv2.VideoCapture(filepath)
+    try:
+        capture.set(cv2.CAP_PROP_POS_FRAMES, int(frame_number) - 1)
+        ok, frame = capture.read()
+    finally:
+        capture.release()
+    return frame[:, :, ::-1] if ok else None
+
+
+def _crop(image, box):
+    height, width = image.shape[:2]
+    x, y, w, h = box
+    x1, y1 = max(int(x * width), 0), max(int(y * height), 0)
+    x2, y2 = min(int(np.ceil((x + w) * width)), width), min(int(np.ceil((y + h) * height)), height)
+    return image[y1:max(y2, y1 + 1), x1:max(x2, x1 + 1)]
+
+
+def _data_url(array, height, quality):
+    from PIL import Image
+
+    image = Image.fromarray(np.ascontiguousarray(array))
+    scale = height / image.height
+    image = image.resize((max(1, round(image.width * scale)), height), Image.BILINEAR)
+    buffer = io.BytesIO()
+    image.save(buffer, format="JPEG", quality=quality)
+    return "data:image/jpeg;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
+
+
+# --------------------------------------------------------------------------- recent queries
+
+
+def _store(samples):
+    from fiftyone.operators.store import ExecutionStore
+
+    return ExecutionStore.create(defaults.PANEL_STORE, samples._root_dataset._doc.id)
+
+
+def recent_queries(samples):
+    """The dataset's recent panel queries, newest first (kept in FiftyOne's execution store, in MongoDB).
+
+    Example::
+
+        recent_queries(dataset)                          # ["red top and blue trousers"]
+    """
+    return list(_store(samples).get(_RECENT_KEY) or [])
+
+
+def remember_query(samples, query, limit=defaults.PANEL_RECENT_QUERIES):
+    """Put ``query`` first in the dataset's recent queries (at most ``limit``); returns the new list.
+
+    Example::
+
+        remember_query(dataset, "a man with a black backpack")
+    """
+    query = query.strip()
+    queries = [query] + [q for q in recent_queries(samples) if q != query]
+    _store(samples).set(_RECENT_KEY, queries[:int(limit)])
+    return queries[:int(limit)]
+
+
+# --------------------------------------------------------------------------- views
+
+
+def result_view(samples, row, patches_field):
+    """What a clicked result opens: its image (persons field shown), or the clip of its track in a video.
+
+    Example::
+
+        session.view = result_view(dataset, rows[0], "persons")
+    """
+    if row.get("frame_number") is None:
+        return samples.select(row["sample_id"])
+    return _track_clips(samples, [row], patches_field)
+
+
+def results_view(samples, rows, patches_field):
+    """All ranked results as one view: person patches in rank order (images) or one clip per track (videos).
+
+    Example::
+
+        session.view = results_view(dataset, rows, "persons")
+    """
+    if not rows:
+        raise ValueError("there are no results to show; run a query first")
+    if rows[0].get("frame_number") is None:
+        label_ids = [r["label_id"] for r in rows]
+        patches = samples.select_labels(ids=label_ids, fields=patches_field).to_patches(patches_field)
+        return patches.select(label_ids, ordered=True)
+    return _track_clips(samples, rows, patches_field)
+
+
+def _track_clips(samples, rows, patches_field):
+    """Clips spanning the first to last frame of each row's track, videos in rank order."""
+    wanted = {}
+    for row in rows:
+        wanted.setdefault(row["sample_id"], set()).add(row["track_id"])
+    videos = samples.select(list(wanted), ordered=True)
+    ids, numbers, tracks = videos.values(["id", "frames.frame_number", f"frames.{patches_field}.detections.index"])
+    spans = []
+    for sid, frame_numbers, frame_tracks in zip(ids, numbers, tracks):
+        seen = {}
+        for number, indexes in zip(frame_numbers, frame_tracks):
+            for index in indexes or []:
+                if index in wanted[sid]:
+                    first, last = seen.get(index, (number, number))
+                    seen[index] = (min(first, number), max(last, number))
+        spans.append(sorted(seen.values()))
+    return videos.to_clips(spans)
