@@ -365,8 +365,9 @@ def _write_video(sample, tracks, persons_field):
     import fiftyone.core.labels as fol
 
     width, height = tracks.frame_size
-    for frame in sample.frames.values():
-        frame[persons_field] = None
+    if sample._dataset.has_frame_field(persons_field):
+        for frame in sample.frames.values():
+            frame[persons_field] = None
     rows = {}
     for number, people in tracks.frames.items():
         dets = [_person(box, width, height, conf, index=track_id) for track_id, box, conf, _ in people]

@@ -104,3 +104,69 @@ def test_rerun_reuses_embeddings_and_never_duplicates(scenes_dataset, tiny_sigli
     assert dataset.values("persons.detections.id") == ids_before
     summary = index_persons(dataset, matcher=tiny_siglip, detections_field="ground_truth", overwrite=True)
     assert dataset.count("persons.detections") == 6 and summary["processed"] == 2
+
+
+def _add_video(dataset, folder, specs, num_frames=60, seed=0, width=480, height=270):
+    """A synthetic H.264 video with its true boxes as ``frames.ground_truth``."""
+    truth = synthetic.write_video(os.path.join(folder, f"walk_{seed}.mp4"), specs, num_frames=num_frames,
+                                  width=width, height=height, seed=seed)
+    sample = fo.Sample(filepath=truth.filepath)
+    for number in range(1, num_frames + 1):
+        dets = [fo.Detection(label="person", bounding_box=track[number])
+                for track in truth.tracks.values() if number in track]
+        sample.frames[number]["ground_truth"] = fo.Detections(detections=dets)
+    dataset.add_sample(sample)
+    dataset.compute_metadata()
+    return truth
+
+
+def _iou(a, b):
+    """IoU of two relative [x, y, w, h] boxes."""
+    w = max(0.0, min(a[0] + a[2], b[0] + b[2]) - max(a[0], b[0]))
+    h = max(0.0, min(a[1] + a[3], b[1] + b[3]) - max(a[1], b[1]))
+    return w * h / (a[2] * a[3] + b[2] * b[3] - w * h)
+
+
+@pytest.fixture()
+def video_dataset(dataset, test_root):
+    folder = os.path.join(test_root, "search-videos", dataset.name)
+    truth = _add_video(dataset, folder, synthetic.random_specs(3, seed=2), num_frames=60)
+    return dataset, truth
+
+
+def test_video_tracks_one_embedding_per_track_and_spans(video_dataset, tiny_siglip, monkeypatch):
+    dataset, truth = video_dataset
+    calls = _encoder_calls(monkeypatch)
+    summary = index_persons(dataset, matcher=tiny_siglip, detections_field="ground_truth", refresh_frames=30)
+    naive = sum(len(t) for t in truth.tracks.values())
+    assert summary["tracks"] == 3 and summary["persons"] == naive
+    assert calls["crops"] == summary["encoder_crops"] < naive / 8
+    sample = dataset.first()
+    assert sample[defaults.PERSON_TRACKS_FIELD] == 3
+    # every true person is one track, present on each frame where the person is visible
+    for person, track in truth.tracks.items():
+        ids = [d.index for n in track for d in sample.frames[n].persons.detections
+               if _iou(d.bounding_box, track[n]) > 0.8]
+        assert len(ids) == len(track) and len(set(ids)) == 1, (person, ids)
+    search_persons(dataset, QUERY, threshold=-1.0)
+    sample = dataset.first()
+    spans = sample[defaults.VIDEO_MATCHES_FIELD].detections
+    assert len(spans) == 3
+    frames_by_track = {}
+    for number, frame in sample.frames.items():
+        for d in frame.persons.detections:
+            assert d[defaults.SIMILARITY_ATTR] is not None and d.label == defaults.MATCH_LABEL
+            frames_by_track.setdefault(d.index, []).append(number)
+    for span in spans:
+        assert span.support == [min(frames_by_track[span.index]), max(frames_by_track[span.index])]
+    assert sample[defaults.SAMPLE_SIMILARITY_FIELD] == pytest.approx(max(s.confidence for s in spans))
+    assert len(dataset.to_clips(defaults.VIDEO_MATCHES_FIELD)) == 3
+    rows = rank_persons(dataset, QUERY, k=None)
+    assert sorted(r["track_id"] for r in rows) == sorted(frames_by_track)
+    assert all(r["frame_number"] >= 1 for r in rows)
+    # a strict threshold drops spans but keeps the detections, re-run does not duplicate
+    search_persons(dataset, QUERY, threshold=1.0)
+    sample = dataset.first()
+    assert sample[defaults.VIDEO_MATCHES_FIELD].detections == []
+    assert dataset.count("frames.persons.detections") == summary["persons"]
+    assert calls["crops"] == summary["encoder_crops"]
