@@ -73,6 +73,9 @@ TRACKERS = ("bytetrack", "botsort")
 PERSON_TRACKS_FIELD = "person_tracks"
 #: How a match threshold is given: a raw cosine or SigLIP's calibrated probability.
 THRESHOLD_TYPES = ("cosine", "probability")
+#: Colours of exported drawings: matches, and every other person.
+EXPORT_MATCH_COLOR = "#ff0000"
+EXPORT_OTHER_COLOR = "#b0b0b0"
 
 # --- curation: Market-1501, hub, near-duplicates (issue 4) -------------------
 #: Dict field of Market-1501's 27 original attribute codes (1 = no, 2 = yes; age 1-4).

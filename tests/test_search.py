@@ -170,3 +170,36 @@ def test_video_tracks_one_embedding_per_track_and_spans(video_dataset, tiny_sigl
     assert sample[defaults.VIDEO_MATCHES_FIELD].detections == []
     assert dataset.count("frames.persons.detections") == summary["persons"]
     assert calls["crops"] == summary["encoder_crops"]
+
+
+def test_export_draws_matches_red_on_copies(scenes_dataset, tiny_siglip, test_root):
+    from person_finder.core.export import export_results
+
+    dataset, scenes = scenes_dataset
+    index_persons(dataset, matcher=tiny_siglip, detections_field="ground_truth")
+    search_persons(dataset, QUERY, threshold=1.0)  # nobody matches
+    sample = dataset.first()
+    best = max(sample.persons.detections, key=lambda d: d.similarity)
+    dataset.set_label_values("persons.detections.label", {best.id: defaults.MATCH_LABEL})
+    before = open(sample.filepath, "rb").read()
+    out = os.path.join(test_root, "export", dataset.name)
+    paths = export_results(dataset, out)
+    assert len(paths) == 2 and all(p.startswith(out) for p in paths)
+    assert open(sample.filepath, "rb").read() == before
+    drawn = np.asarray(Image.open(paths[0]).convert("RGB")).astype(int)
+    width, height = drawn.shape[1], drawn.shape[0]
+
+    def outline(det):
+        x, y, w, h = det.bounding_box
+        x0, x1 = int(x * width), int((x + w) * width)
+        y0, y1 = int(y * height), int((y + h) * height)
+        return drawn[max(y0 + 2, 0):y1 - 2, max(x0 - 1, 0):x0 + 2].reshape(-1, 3)
+
+    def redness(det):
+        r, g, b = outline(det).mean(axis=0)
+        return r - (g + b) / 2
+
+    assert redness(best) > 100
+    for det in sample.persons.detections:
+        if det.id != best.id:
+            assert redness(det) < 40
