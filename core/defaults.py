@@ -73,6 +73,8 @@ TRACKERS = ("bytetrack", "botsort")
 PERSON_TRACKS_FIELD = "person_tracks"
 #: How a match threshold is given: a raw cosine or SigLIP's calibrated probability.
 THRESHOLD_TYPES = ("cosine", "probability")
+#: The same cut given as SigLIP's calibrated probability sigmoid(scale * cos + bias).
+MATCH_PROBABILITY = 0.1
 #: Colours of exported drawings: matches, and every other person.
 EXPORT_MATCH_COLOR = "#ff0000"
 EXPORT_OTHER_COLOR = "#b0b0b0"

@@ -10,6 +10,7 @@ Example::
 
 from __future__ import annotations
 
+from . import backends
 from . import defaults
 from . import zoo
 from .progress import fiftyone_progress
@@ -30,12 +31,14 @@ def build_text_index(samples, brain_key, matcher=defaults.MATCHER_MODEL, patches
     """
     import fiftyone.brain as fob
 
+    backend_kwargs = {**backend_kwargs, **backends.similarity_kwargs(backend)}
     zoo.register_model_source()
     dataset = samples._root_dataset
     if brain_key in dataset.list_brain_runs():
         dataset.delete_brain_run(brain_key)
-    return fob.compute_similarity(
+    results = fob.compute_similarity(
         samples, patches_field=patches_field, embeddings=embeddings, brain_key=brain_key,
-        model=defaults.MATCHER_ZOO_MODEL, model_kwargs=matcher_model_kwargs(matcher), backend=backend,
+        model=defaults.MATCHER_ZOO_MODEL, model_kwargs=matcher_model_kwargs(matcher),
         batch_size=batch_size, progress=fiftyone_progress(on_progress, "embedding"), **backend_kwargs,
     )
+    return backends.finalize_index(results)

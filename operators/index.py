@@ -37,6 +37,10 @@ class BuildTextIndex(foo.Operator):
         inputs.enum("patches_field", choices.values(), default=None, view=choices, label="Patches field",
                     description="Index the boxes of this Detections field instead of whole images")
         inputs.int("batch_size", default=defaults.MATCHER_BATCH_SIZE, min=1, label="Batch size")
+        inputs.enum("backend", list(defaults.INDEX_BACKENDS), default=defaults.INDEX_BACKEND, label="Vector backend",
+                    view=types.DropdownView(),
+                    description="Where the vectors live; LanceDB / servers need their location set for every "
+                                "process (see the README's scale section)")
         common.add_execution_mode(ctx, inputs)
         return types.Property(inputs, view=types.View(label="Build text index"))
 
@@ -50,7 +54,8 @@ class BuildTextIndex(foo.Operator):
         results = build_text_index(
             ctx.target_view(), brain_key=p.get("brain_key", defaults.PERSON_INDEX_KEY),
             matcher=p.get("matcher", defaults.MATCHER_MODEL), patches_field=p.get("patches_field"),
-            batch_size=p.get("batch_size", defaults.MATCHER_BATCH_SIZE), on_progress=common.progress_reporter(ctx),
+            batch_size=p.get("batch_size", defaults.MATCHER_BATCH_SIZE), backend=p.get("backend"),
+            on_progress=common.progress_reporter(ctx),
         )
         return {"brain_key": results.key, "indexed": int(results.index_size)}
 
