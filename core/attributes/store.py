@@ -14,11 +14,8 @@ Example::
 from __future__ import annotations
 
 import datetime
-import logging
 
 from .. import defaults
-
-logger = logging.getLogger(__name__)
 
 
 def to_document(values, confidence=None, **extra):
