@@ -110,7 +110,7 @@ LEAKS_VIEW = "split_leaks"
 DISTANCE_HISTOGRAM_MAX = 0.5
 DISTANCE_HISTOGRAM_BINS = 25
 #: Memory (MB) for one block of the chunked distance computation; bounds peak memory of the search.
-DEDUPE_WORKING_MEMORY_MB = 256
+DEDUPE_WORKING_MEMORY_MB = 64
 
 # --- attributes and descriptions with Gemini, multi-view merge (issue 5) -----
 #: Version of the prompt and schema; recorded in every run so results can be traced.
