@@ -3,5 +3,6 @@
 from .attributes import OPERATORS as ATTRIBUTE_OPERATORS
 from .curation import OPERATORS as CURATION_OPERATORS
 from .index import BuildTextIndex
+from .search import IndexPersons, SearchPersons
 
-OPERATORS = [BuildTextIndex, *CURATION_OPERATORS, *ATTRIBUTE_OPERATORS]
+OPERATORS = [BuildTextIndex, IndexPersons, SearchPersons, *CURATION_OPERATORS, *ATTRIBUTE_OPERATORS]

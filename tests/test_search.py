@@ -203,3 +203,80 @@ def test_export_draws_matches_red_on_copies(scenes_dataset, tiny_siglip, test_ro
     for det in sample.persons.detections:
         if det.id != best.id:
             assert redness(det) < 40
+
+
+# --------------------------------------------------------------------------- operators
+
+URI = defaults.PLUGIN_NAME + "/"
+
+
+def _run_operator(name, view, **params):
+    import fiftyone.operators as foo
+
+    result = foo.execute_operator(URI + name, ctx=dict(view=view, dataset=view._root_dataset.name,
+                                                       params={"delegate": False, **params}))
+    return result.result
+
+
+def _form(name, dataset, **params):
+    import fiftyone.operators as foo
+    from fiftyone.operators.executor import ExecutionContext
+
+    ctx = ExecutionContext(request_params={"dataset_name": dataset.name, "params": params}, operator_uri=URI + name)
+    return foo.get_operator(URI + name).resolve_input(ctx).to_json()["type"]["properties"]
+
+
+def test_operators_index_and_search(scenes_dataset, tiny_siglip):
+    dataset, _ = scenes_dataset
+    form = _form("index_persons", dataset)
+    assert form["delegate"]["default"] is True and form["matcher"]["default"] == defaults.MATCHER_MODEL
+    assert "ground_truth" in str(form["detections_field"])
+    search_form = _form("search_persons", dataset, query="  ")
+    assert search_form["query"].get("invalid") is True
+    assert _form("search_persons", dataset, threshold_type="probability")["threshold"]["default"] == \
+        defaults.MATCH_PROBABILITY
+
+    out = _run_operator("index_persons", dataset.view(), matcher=tiny_siglip, detections_field="ground_truth")
+    assert out["persons"] == 6 and out["brain_key"] == defaults.PERSON_INDEX_KEY
+    out = _run_operator("search_persons", dataset.view(), query=QUERY, threshold=0.5,
+                        threshold_type="probability", k=1)
+    assert out["samples"] == 1
+    assert out["best_similarity"] == pytest.approx(max(dataset.values(defaults.SAMPLE_SIMILARITY_FIELD)))
+
+
+def test_delegated_index_reports_progress(scenes_dataset, tiny_siglip):
+    import fiftyone.operators as foo
+    from fiftyone.operators.delegated import DelegatedOperationService
+    from fiftyone.operators.executor import ExecutionRunState
+
+    dataset, _ = scenes_dataset
+    queued = foo.execute_operator(URI + "index_persons", ctx=dict(
+        view=dataset.view(), request_delegation=True,
+        params={"delegate": True, "matcher": tiny_siglip, "detections_field": "ground_truth"}))
+    service = DelegatedOperationService()
+    service.execute_queued_operations(operator=URI + "index_persons", dataset_name=dataset.name)
+    doc = service.get(queued.result["id"])
+    assert doc.run_state == ExecutionRunState.COMPLETED, doc.result.error
+    assert doc.status.progress == 1.0 and doc.result.result["persons"] == 6
+
+
+# --------------------------------------------------------------------------- a new process, like the App
+
+
+def test_index_answers_text_in_a_new_process(scenes_dataset, tiny_siglip, run_python):
+    dataset, _ = scenes_dataset
+    index_persons(dataset, matcher=tiny_siglip, detections_field="ground_truth")
+    dataset.persistent = True
+    out = run_python(f"""
+import fiftyone as fo
+from person_finder.core.search import rank_persons
+ds = fo.load_dataset({dataset.name!r})
+# what the App's similarity search does on the patches view
+patches = ds.to_patches("persons").sort_by_similarity({QUERY!r}, k=3, brain_key={defaults.PERSON_INDEX_KEY!r})
+print("RESULT", len(patches), patches.first().id)
+rows = rank_persons(ds, {QUERY!r}, k=1)
+print("RESULT", rows[0]["label_id"])
+""")
+    lines = [line.split()[1:] for line in out.splitlines() if line.startswith("RESULT")]
+    (count, app_first), (ours_first,) = lines
+    assert count == "3" and app_first == ours_first
