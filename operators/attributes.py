@@ -78,8 +78,7 @@ class GeneratePersonAttributes(foo.Operator):
         else:
             kwargs.update(matcher=p.get("matcher", defaults.MATCHER_MODEL),
                           min_confidence=float(p.get("min_confidence", defaults.ZERO_SHOT_MIN_CONFIDENCE)))
-        out = generate_person_attributes(ctx.target_view(), provider=provider, **kwargs)
-        return {k: v for k, v in out.items() if k != "errors"}
+        return generate_person_attributes(ctx.target_view(), provider=provider, **kwargs)
 
 
 class MergePersonAttributes(foo.Operator):
