@@ -280,3 +280,118 @@ print("RESULT", rows[0]["label_id"])
     lines = [line.split()[1:] for line in out.splitlines() if line.startswith("RESULT")]
     (count, app_first), (ours_first,) = lines
     assert count == "3" and app_first == ours_first
+
+
+# --------------------------------------------------------------------------- bad input
+
+
+def test_bad_arguments_are_refused_before_touching_the_dataset(scenes_dataset, tiny_siglip):
+    dataset, _ = scenes_dataset
+    with pytest.raises(ValueError, match=r"'no_such_field' does not exist.*ground_truth"):
+        index_persons(dataset, matcher=tiny_siglip, detections_field="no_such_field")
+    with pytest.raises(ValueError, match="not a Detections field"):
+        index_persons(dataset, matcher=tiny_siglip, detections_field="filepath")
+    with pytest.raises(ValueError, match="tracker must be one of"):
+        index_persons(dataset, matcher=tiny_siglip, detections_field="ground_truth", tracker="sort")
+    assert not dataset.has_field(defaults.PERSONS_FIELD)
+    with pytest.raises(ValueError, match="no person index"):
+        search_persons(dataset, QUERY)
+    index_persons(dataset, matcher=tiny_siglip, detections_field="ground_truth")
+    before = dataset.values("persons.detections.label")
+    for query in ("", "   ", None):
+        with pytest.raises(ValueError, match="non-empty"):
+            search_persons(dataset, query)
+        with pytest.raises(ValueError, match="non-empty"):
+            rank_persons(dataset, query)
+    for threshold, kind, message in ((1.5, "cosine", r"\[-1, 1\]"), (-2, "cosine", r"\[-1, 1\]"),
+                                     (0.0, "probability", r"\(0, 1\)"), (1.2, "probability", r"\(0, 1\)"),
+                                     ("high", "cosine", r"\[-1, 1\]"), (0.5, "logit", "threshold_type")):
+        with pytest.raises(ValueError, match=message):
+            search_persons(dataset, QUERY, threshold=threshold, threshold_type=kind)
+    with pytest.raises(ValueError, match="k must be"):
+        rank_persons(dataset, QUERY, k=0)
+    assert dataset.values("persons.detections.label") == before
+    assert not dataset.has_field(defaults.SAMPLE_SIMILARITY_FIELD)
+
+
+def test_long_query_is_truncated_with_a_warning(scenes_dataset, tiny_siglip, caplog):
+    dataset, _ = scenes_dataset
+    index_persons(dataset, matcher=tiny_siglip, detections_field="ground_truth")
+    with caplog.at_level(logging.WARNING):
+        rows = rank_persons(dataset, QUERY + " and " + "a very long description " * 40, k=2)
+    assert len(rows) == 2 and "truncated" in caplog.text
+
+
+def test_odd_images_and_boxes(dataset, test_root, tiny_siglip):
+    folder = os.path.join(test_root, "odd-images", dataset.name)
+    os.makedirs(folder, exist_ok=True)
+    scene = np.asarray(synthetic.write_scenes(folder, [synthetic.random_specs(2, seed=9)], width=320,
+                                              height=240)[0].filepath and Image.open(
+        os.path.join(folder, "scene_0000.jpg")).convert("RGB"))
+    images = {
+        "gray.png": Image.fromarray(scene).convert("L"),
+        "rgba.png": Image.fromarray(scene).convert("RGBA"),
+        "deep.png": Image.fromarray((scene[..., 0].astype(np.uint16) * 257)),
+    }
+    boxes = [
+        fo.Detection(label="person", bounding_box=[0.1, 0.1, 0.3, 0.6]),
+        fo.Detection(label="person", bounding_box=[0.8, 0.5, 0.5, 0.8]),   # runs off the frame: clipped
+        fo.Detection(label="person", bounding_box=[0.5, 0.5, 0.0, 0.2]),   # zero area: dropped
+        fo.Detection(label="person", bounding_box=[1.2, 1.1, 0.2, 0.2]),   # outside: dropped
+    ]
+    samples = []
+    for name, image in images.items():
+        image.save(os.path.join(folder, name))
+        samples.append(fo.Sample(filepath=os.path.join(folder, name), ground_truth=fo.Detections(detections=boxes)))
+    with open(os.path.join(folder, "broken.jpg"), "wb") as f:
+        f.write(b"\xff\xd8\xff\xe0 not really a jpeg")
+    samples.append(fo.Sample(filepath=os.path.join(folder, "broken.jpg"), ground_truth=fo.Detections(detections=boxes)))
+    samples.append(fo.Sample(filepath=os.path.join(folder, "missing.jpg")))
+    dataset.add_samples(samples)
+    summary = index_persons(dataset, matcher=tiny_siglip, detections_field="ground_truth")
+    assert summary["errors"] == 2 and summary["processed"] == 3 and summary["persons"] == 6
+    errors = dict(zip(dataset.values("filepath"), dataset.values(defaults.PERSON_ERROR_FIELD)))
+    assert "cannot read image" in errors[os.path.join(folder, "broken.jpg")]
+    assert "cannot read image" in errors[os.path.join(folder, "missing.jpg")]
+    assert errors[os.path.join(folder, "gray.png")] is None
+    for dets in dataset.exists(defaults.PERSONS_FIELD).values("persons.detections"):
+        assert len(dets) == 2
+        x, y, w, h = dets[1].bounding_box
+        assert x + w <= 1.0 + 1e-6 and y + h <= 1.0 + 1e-6 and w > 0 and h > 0
+    view = search_persons(dataset, QUERY)
+    assert view.first()[defaults.SAMPLE_SIMILARITY_FIELD] is not None
+    assert view.last()[defaults.SAMPLE_SIMILARITY_FIELD] is None  # unreadable ones sort last
+
+
+@pytest.mark.slow
+def test_videos_without_people_and_corrupt_videos(dataset, test_root, tiny_siglip):
+    folder = os.path.join(test_root, "odd-videos", dataset.name)
+    _add_video(dataset, folder, synthetic.random_specs(2, seed=5), num_frames=30, seed=1)
+    _add_video(dataset, folder, [], num_frames=30, seed=2)
+    broken = os.path.join(folder, "broken.mp4")
+    with open(broken, "wb") as f:
+        f.write(b"\x00\x00\x00\x18ftypmp42 broken")
+    dataset.add_sample(fo.Sample(filepath=broken))
+    summary = index_persons(dataset, matcher=tiny_siglip, detections_field="ground_truth")
+    assert summary["processed"] == 2 and summary["errors"] == 1 and summary["tracks"] == 2
+    assert dataset.values(defaults.PERSON_TRACKS_FIELD) == [2, 0, None]
+    assert "cannot read video" in dataset.values(defaults.PERSON_ERROR_FIELD)[2]
+    search_persons(dataset, QUERY, threshold=-1.0)
+    matches = dataset.values(defaults.VIDEO_MATCHES_FIELD)
+    assert len(matches[0].detections) == 2 and matches[1].detections == []
+    assert dataset.values(defaults.SAMPLE_SIMILARITY_FIELD)[1:] == [None, None]
+    again = index_persons(dataset, matcher=tiny_siglip, detections_field="ground_truth")
+    assert again["processed"] == 0 and again["errors"] == 1  # done videos (even empty) are skipped
+
+
+def test_yolo_path_detects_then_embeds(dataset, test_root, tiny_siglip, tiny_yolo):
+    from person_finder.core.models.detector import load_detector
+
+    folder = os.path.join(test_root, "yolo-scenes", dataset.name)
+    scenes = _add_scenes(dataset, folder, [synthetic.random_specs(2, seed=1)], width=320, height=256)
+    summary = index_persons(dataset, matcher=tiny_siglip, detector=tiny_yolo, confidence=0.0)
+    image = np.asarray(Image.open(scenes[0].filepath).convert("RGB"))
+    expected = load_detector(tiny_yolo, confidence=0.0).detect([image])[0]
+    kept = sum(1 for b in expected if (b[2] - b[0]) >= 1 and (b[3] - b[1]) >= 1)
+    assert summary["persons"] == dataset.count("persons.detections") > 0
+    assert abs(summary["persons"] - kept) <= 2  # rounding to whole pixels may drop sliver boxes
