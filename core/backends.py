@@ -101,8 +101,10 @@ def finalize_index(results):
     """After a build: give large LanceDB tables an approximate index (small ones stay exact).
 
     The table is scanned exactly below ``defaults.LANCEDB_ANN_MIN_ROWS``
-    vectors; above it an IVF-HNSW-SQ index answers top-100 queries in
-    milliseconds at recall@100 >= 0.95 (bench/gallery.py).
+    vectors; above it an IVF-SQ index (8-bit vectors in partitions of
+    ``defaults.LANCEDB_ROWS_PER_PARTITION``; LanceDB probes 20 per query)
+    answers top-100 queries in milliseconds at recall@100 >= 0.95
+    (bench/gallery.py).
     """
     if results.config.method != "lancedb" or results.table is None:
         return results
@@ -113,10 +115,12 @@ def finalize_index(results):
 
 
 def create_lancedb_ann_index(table, rows, metric="cosine"):
-    """Build the IVF-HNSW-SQ index on a LanceDB table's ``vector`` column (used by :func:`finalize_index`)."""
+    """Build the IVF-SQ index on a LanceDB table's ``vector`` column (used by :func:`finalize_index`)."""
+    from lancedb.index import IvfSq
+
     partitions = max(1, rows // defaults.LANCEDB_ROWS_PER_PARTITION)
-    table.create_index(metric={"euclidean": "l2"}.get(metric, metric), vector_column_name="vector",
-                       index_type="IVF_HNSW_SQ", num_partitions=partitions, replace=True)
+    table.create_index("vector", replace=True, config=IvfSq(distance_type={"euclidean": "l2"}.get(metric, metric),
+                                                            num_partitions=partitions))
 
 
 def load_index(samples, brain_key):

@@ -191,11 +191,11 @@ INDEX_BACKEND_LOCATIONS = {"sklearn": None, "lancedb": "uri", "qdrant": "url", "
 #: pip package each backend needs.
 INDEX_BACKEND_PACKAGES = {"lancedb": "lancedb", "qdrant": "qdrant-client", "milvus": "pymilvus",
                           "pgvector": "psycopg2-binary"}
-#: LanceDB tables of at least this many vectors get an approximate (IVF-HNSW-SQ) index after a build;
+#: LanceDB tables of at least this many vectors get an approximate (IVF-SQ) index after a build;
 #: smaller ones are scanned exactly (fast enough, recall 1). See bench/gallery.py.
 LANCEDB_ANN_MIN_ROWS = 50_000
 #: Vectors per IVF partition of that index (LanceDB probes 20 partitions per query by default).
-LANCEDB_ROWS_PER_PARTITION = 16_384
+LANCEDB_ROWS_PER_PARTITION = 4096
 #: Inference runtime of the detector and the matcher's image tower: "torch" or "onnx" (ONNX Runtime).
 INFERENCE_RUNTIME = "torch"
 INFERENCE_RUNTIMES = ("torch", "onnx")

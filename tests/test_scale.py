@@ -131,6 +131,22 @@ def test_duplicate_search_falls_back_where_the_backend_lacks_it(dataset, test_ro
     assert via_lance.neighbors_map.keys() == via_sklearn.neighbors_map.keys() == {ids[0]}
 
 
+def test_large_lancedb_tables_get_an_approximate_index(dataset, lancedb_uri, monkeypatch):
+    import fiftyone.brain as fob
+
+    monkeypatch.setattr(defaults, "LANCEDB_ANN_MIN_ROWS", 300)
+    monkeypatch.setattr(defaults, "LANCEDB_ROWS_PER_PARTITION", 150)
+    dataset.add_samples([fo.Sample(filepath=f"/nowhere/{i}.jpg") for i in range(300)])
+    vectors = np.random.default_rng(1).normal(size=(300, 32)).astype(np.float32)
+    small = fob.compute_similarity(dataset.limit(299), embeddings=vectors[:299], brain_key="small", backend="lancedb")
+    assert backends.finalize_index(small).table.list_indices() == []  # under the threshold: exact scan
+    large = backends.finalize_index(fob.compute_similarity(dataset, embeddings=vectors, brain_key="large",
+                                                           backend="lancedb"))
+    assert [i.index_type for i in large.table.list_indices()] == ["IvfSq"]
+    nearest = dataset.sort_by_similarity(vectors[7], k=1, brain_key="large").first()
+    assert nearest.id == dataset.values("id")[7]
+
+
 @pytest.mark.slow
 def test_a_delegated_worker_builds_a_lancedb_index_the_sdk_queries(dataset, tiny_siglip, test_root, lancedb_uri):
     _add_crops(dataset, test_root, 6, seed=3)
