@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import os
 
 import numpy as np
 
@@ -38,6 +39,22 @@ logger = logging.getLogger(__name__)
 
 THRESHOLD_TYPES = defaults.THRESHOLD_TYPES
 _CACHE = {}  # (dataset name, brain key, run timestamp) -> _Gallery
+_MATCHERS = {}  # (name or path, device) -> ImageTextMatcher, shared by indexing and queries in one process
+_TEXT_CACHE_SIZE = 64  # recent query embeddings kept per index (threshold / k changes cost no forward pass)
+
+
+def _load_matcher(name_or_path, device=None, batch_size=defaults.MATCHER_BATCH_SIZE):
+    """The matcher, loaded once per process (an index's queries reuse the one that built it)."""
+    from .models.matcher import load_matcher
+
+    folder = os.path.join(str(name_or_path), "config.json")
+    key = (str(name_or_path), device, os.path.getmtime(folder) if os.path.exists(folder) else None)
+    if key not in _MATCHERS:
+        _MATCHERS.clear()  # one matcher at a time: they are large
+        _MATCHERS[key] = load_matcher(name_or_path, device=device, batch_size=batch_size)
+    matcher = _MATCHERS[key]
+    matcher.batch_size = int(batch_size)
+    return matcher
 
 
 # --------------------------------------------------------------------------- validation
@@ -95,7 +112,8 @@ def index_persons(samples, matcher=defaults.MATCHER_MODEL, detector=defaults.DET
                   device=None, on_progress=None):
     """Detect (or read), track and embed the people of images or videos; index their embeddings.
 
-    ``detections_field`` names an existing Detections field (``frames.`` is
+    ``detector`` is an Ultralytics weights name / file or a loaded
+    :class:`core.models.detector.PersonDetector`. ``detections_field`` names an existing Detections field (``frames.`` is
     implied for videos) to use instead of the detector; its labels are
     copied, never modified. Samples already processed with their
     embeddings in ``brain_key`` are skipped unless ``overwrite``; images whose
@@ -112,7 +130,6 @@ def index_persons(samples, matcher=defaults.MATCHER_MODEL, detector=defaults.DET
     import fiftyone.core.labels as fol
 
     from .models.detector import load_detector
-    from .models.matcher import load_matcher
     from .video import TRACKERS
 
     if samples.media_type not in ("image", "video"):
@@ -135,9 +152,11 @@ def index_persons(samples, matcher=defaults.MATCHER_MODEL, detector=defaults.DET
     if not 0.0 <= float(confidence) <= 1.0:
         raise ValueError(f"confidence must be in [0, 1], got {confidence}")
 
-    match = load_matcher(matcher, device=device, batch_size=batch_size)
-    # loaded on first use: a re-run that only re-embeds stored boxes needs no detector
-    find = functools.lru_cache(maxsize=1)(lambda: load_detector(detector, confidence=confidence, device=device))
+    match = _load_matcher(matcher, device=device, batch_size=batch_size)
+    if hasattr(detector, "detect"):  # an already loaded PersonDetector (or anything with its .detect)
+        find = lambda: detector  # noqa: E731
+    else:  # loaded on first use: a re-run that only re-embeds stored boxes needs no detector
+        find = functools.lru_cache(maxsize=1)(lambda: load_detector(detector, confidence=confidence, device=device))
     previous = _existing_gallery(samples, brain_key, matcher, overwrite)
     if samples.media_type == "video":
         summary, embeddings = _index_videos(samples, match, find, detections_field, persons_field, previous,
@@ -388,14 +407,15 @@ class _Gallery:
     def __init__(self, dataset, brain_key):
         from . import zoo
 
-        zoo.register_model_source()  # the index re-creates the matcher by zoo name, in any process
+        zoo.register_model_source()  # so the App / sort_by_similarity can re-create the matcher by zoo name
         results = dataset.load_brain_results(brain_key)
         self.results = results
         self.patches_field = results.config.patches_field
         self.vectors, sample_ids, self.label_ids = results.get_embeddings()
         self.vectors = np.asarray(self.vectors, dtype=np.float32)
         self.video = dataset.media_type == "video"
-        self.model = results.get_model()
+        self.matcher = _load_matcher(results.config.model_kwargs.get("name_or_path", defaults.MATCHER_MODEL))
+        self._texts = {}
         if self.video:
             self._video_layout(dataset, sample_ids)
         else:
@@ -427,10 +447,12 @@ class _Gallery:
 
     def score(self, query):
         """Cosine (and SigLIP probability or None) of every indexed person to ``query``."""
-        text = self.model.embed_prompts([query])[0]
-        cosine = self.vectors @ text
-        probability = self.model.matcher.probability(cosine)
-        return cosine, probability
+        if query not in self._texts:
+            if len(self._texts) >= _TEXT_CACHE_SIZE:
+                self._texts.pop(next(iter(self._texts)))
+            self._texts[query] = self.matcher.embed_texts([query])[0]
+        cosine = self.vectors @ self._texts[query]
+        return cosine, self.matcher.probability(cosine)
 
 
 def _gallery(samples, brain_key):
@@ -450,7 +472,7 @@ def _threshold_cosine(gallery, threshold, threshold_type):
     """The threshold as a cosine (probabilities go through SigLIP's calibration)."""
     if threshold is None or threshold_type == "cosine":
         return threshold
-    return gallery.model.matcher.cosine_for_probability(threshold)
+    return gallery.matcher.cosine_for_probability(threshold)
 
 
 def rank_persons(samples, query, brain_key=defaults.PERSON_INDEX_KEY, k=defaults.TOP_K, threshold=None,

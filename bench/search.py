@@ -1,0 +1,327 @@
+"""Person-search benchmark: the five figures of issue 3, measured in one run.
+
+Models: the real default architectures with RANDOM weights (nothing can be
+downloaded here): SigLIP-B/16-224 built from ``SiglipConfig()`` and YOLO26n
+from ``yolo26n.yaml``; a tiny SigLIP where noted. Random YOLO weights find no
+real people, so the detector's forward pass runs on every frame (it is
+timed) but the boxes handed on to tracking and embedding are the synthetic
+ground truth, so the tracker and the encoder see the true 6 walking people.
+
+1. encoder crops with tracking vs naive per-frame embedding (every person in
+   every frame), and whether both find the same matching tracks;
+2. a second query on the processed video vs processing it again;
+3. end-to-end video search vs the detector + encoder forward passes alone
+   (same frames, same crops, same batch sizes);
+4. batched crop embedding vs one crop per forward pass;
+5. peak memory of video search at 300 vs 1200 frames (fresh process each).
+
+Prints a table and writes bench/results/search.json:
+
+    .venv/bin/python bench/search.py [--frames 300] [--long-frames 1200]
+"""
+
+import argparse
+import json
+import os
+import resource
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+
+import numpy as np
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+QUERY = "red top and blue trousers"
+SECOND_QUERY = "a woman in a white t-shirt with a brown shoulder bag"
+
+
+def environment(root, start_db=True):
+    """Offline, isolated FiftyOne / HF / Ultralytics settings (and a private mongod) before fiftyone loads."""
+    os.environ.update({
+        "FIFTYONE_MODEL_ZOO_DIR": os.path.join(root, "zoo"),
+        "FIFTYONE_DEFAULT_DATASET_DIR": os.path.join(root, "datasets"),
+        "FIFTYONE_DO_NOT_TRACK": "true", "FIFTYONE_SHOW_PROGRESS_BARS": "false",
+        "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "HF_HOME": os.path.join(root, "hf"),
+        "YOLO_OFFLINE": "1", "YOLO_AUTOINSTALL": "false", "YOLO_CONFIG_DIR": os.path.join(root, "ultralytics"),
+        "TOKENIZERS_PARALLELISM": "false",
+    })
+    if start_db:
+        from person_finder.core.kit.mongo import start_private_mongod
+
+        start_private_mongod(os.path.join(root, "db"))
+
+
+def make_siglip_base(folder):
+    """SigLIP-B/16-224 (SiglipConfig defaults) with random weights and a small offline tokenizer."""
+    import torch
+    from transformers import SiglipConfig, SiglipImageProcessor, SiglipModel, SiglipProcessor, SiglipTokenizer
+
+    from person_finder.core.kit.tiny_models import make_sentencepiece
+
+    torch.manual_seed(0)
+    tokenizer = SiglipTokenizer(vocab_file=make_sentencepiece(os.path.join(folder, "sp")), model_max_length=64)
+    SiglipModel(SiglipConfig()).save_pretrained(folder)
+    SiglipProcessor(image_processor=SiglipImageProcessor(size={"height": 224, "width": 224}),
+                    tokenizer=tokenizer).save_pretrained(folder)
+    return folder
+
+
+class TruthDetector:
+    """Runs the real detector's forward pass (timed) but returns the true boxes, frame after frame."""
+
+    def __init__(self, detector, boxes_in_order):
+        self.detector = detector
+        self.queue = list(boxes_in_order)
+
+    def detect(self, images, batch_size=8):
+        if self.detector is not None:
+            self.detector.detect(images, batch_size=batch_size)
+        out, self.queue = self.queue[:len(images)], self.queue[len(images):]
+        return out
+
+
+def video_truth_boxes(truth):
+    width, height = truth.frame_size
+    out = []
+    for number in range(1, truth.num_frames + 1):
+        rows = [[x * width, y * height, (x + w) * width, (y + h) * height, 0.9]
+                for track in truth.tracks.values() if number in track for x, y, w, h in [track[number]]]
+        out.append(np.asarray(rows, dtype=np.float32).reshape(-1, 5))
+    return out
+
+
+def timed(fn):
+    t0 = time.perf_counter()
+    out = fn()
+    return out, time.perf_counter() - t0
+
+
+def matching_tracks(dataset, query, threshold):
+    from person_finder.core.search import rank_persons
+
+    return sorted(r["track_id"] for r in rank_persons(dataset, query, k=None, threshold=threshold))
+
+
+def bench_tracking_vs_naive(root, truth, matcher_dir):
+    """Figure 1 with a tiny matcher (crop counts do not depend on the encoder's size)."""
+    import fiftyone as fo
+
+    from person_finder.core.search import index_persons, rank_persons
+
+    out = {}
+    for name, refresh in (("tracked", None), ("naive", 1)):
+        ds = fo.Dataset(f"bench-search-{name}")
+        ds.add_sample(fo.Sample(filepath=truth.filepath))
+        kwargs = {} if refresh is None else {"refresh_frames": refresh, "refresh_iou": 0.0}
+        summary = index_persons(ds, matcher=matcher_dir, detector=TruthDetector(None, video_truth_boxes(truth)),
+                                **kwargs)
+        out[name] = (ds, summary)
+    tracked, naive = out["tracked"][1], out["naive"][1]
+    # the same tracks must be found: compare at each run's median score (random weights have no absolute scale)
+    scores = [r["similarity"] for r in rank_persons(out["naive"][0], QUERY, k=None)]
+    cut = float(np.median(scores))
+    same = matching_tracks(out["tracked"][0], QUERY, cut) == matching_tracks(out["naive"][0], QUERY, cut)
+    for ds, _ in out.values():
+        ds.delete()
+    return {"tracked_crops": tracked["encoder_crops"], "naive_crops": naive["encoder_crops"],
+            "ratio": tracked["encoder_crops"] / naive["encoder_crops"], "tracks": tracked["tracks"],
+            "same_matching_tracks": bool(same)}
+
+
+def bench_video(root, truth, siglip_dir, yolo_path):
+    """Figures 2 and 3 on the real architectures."""
+    import fiftyone as fo
+
+    from person_finder.core.models.detector import load_detector
+    from person_finder.core.models.matcher import load_matcher
+    from person_finder.core.search import index_persons, rank_persons, search_persons
+    from person_finder.core.video import read_frames
+
+    detector = load_detector(yolo_path, device="cpu")
+    ds = fo.Dataset("bench-search-video")
+    ds.add_sample(fo.Sample(filepath=truth.filepath))
+    summary, t_index = timed(lambda: index_persons(
+        ds, matcher=siglip_dir, detector=TruthDetector(detector, video_truth_boxes(truth))))
+    _, t_first = timed(lambda: search_persons(ds, QUERY))
+    end_to_end = t_index + t_first
+    _, t_second = timed(lambda: search_persons(ds, SECOND_QUERY))
+    _, t_rank = timed(lambda: rank_persons(ds, QUERY + " walking", k=10))
+
+    # forward passes alone: the same frames and crops, decoded beforehand, same batch sizes
+    frames = [f for _, batch in read_frames(truth.filepath, 8) for f in batch]
+    _, t_detect = timed(lambda: detector.detect(frames, batch_size=8))
+    matcher = load_matcher(siglip_dir, device="cpu")
+    boxes = video_truth_boxes(truth)
+    crops = [frames[i][int(b[1]):int(b[3]), int(b[0]):int(b[2])] for i in range(len(frames)) for b in boxes[i]]
+    crops = [crops[int(j)] for j in np.linspace(0, len(crops) - 1, summary["encoder_crops"])]
+    _, t_encode = timed(lambda: matcher.embed_images(crops))
+    del frames
+    ds.delete()
+    return {
+        "frames": truth.num_frames, "people": len(truth.specs), "tracks": summary["tracks"],
+        "encoder_crops": summary["encoder_crops"],
+        "index_s": t_index, "first_query_s": t_first, "end_to_end_s": end_to_end,
+        "second_query_s": t_second, "rank_only_s": t_rank,
+        "requery_speedup": t_index / t_second, "rank_speedup": t_index / t_rank,
+        "detector_forward_s": t_detect, "encoder_forward_s": t_encode,
+        "overhead_ratio": end_to_end / (t_detect + t_encode),
+    }
+
+
+def bench_images(root, siglip_dir, yolo_path, count=8):
+    """Scene images: second query vs processing again, and batched vs per-crop embedding."""
+    import fiftyone as fo
+
+    from person_finder.core.kit import synthetic
+    from person_finder.core.models.detector import load_detector
+    from person_finder.core.models.matcher import load_matcher
+    from person_finder.core.search import index_persons, search_persons
+
+    specs = synthetic.random_specs(4 * count, seed=3)
+    scenes = synthetic.write_scenes(os.path.join(root, "scenes"), [specs[4 * i:4 * i + 4] for i in range(count)])
+    ds = fo.Dataset("bench-search-images")
+    ds.add_samples([fo.Sample(filepath=s.filepath) for s in scenes])
+    boxes = [np.asarray([[x * 1280, y * 720, (x + w) * 1280, (y + h) * 720, 0.9] for x, y, w, h in s.boxes],
+                        dtype=np.float32) for s in scenes]
+    detector = load_detector(yolo_path, device="cpu")
+    summary, t_index = timed(lambda: index_persons(ds, matcher=siglip_dir, detector=TruthDetector(detector, boxes)))
+    search_persons(ds, QUERY)
+    _, t_second = timed(lambda: search_persons(ds, SECOND_QUERY))
+    ds.delete()
+
+    from PIL import Image
+
+    matcher = load_matcher(siglip_dir, device="cpu")
+    crops = []
+    for scene, rows in zip(scenes, boxes):
+        image = np.asarray(Image.open(scene.filepath).convert("RGB"))
+        crops += [image[int(b[1]):int(b[3]), int(b[0]):int(b[2])] for b in rows]
+    matcher.embed_images(crops[:2])  # warm-up
+    _, t_batched = timed(lambda: matcher.embed_images(crops, batch_size=32))
+    _, t_single = timed(lambda: [matcher.embed_images([c], batch_size=1) for c in crops])
+    return {"images": count, "persons": summary["persons"], "index_s": t_index, "second_query_s": t_second,
+            "requery_speedup": t_index / t_second, "crops": len(crops),
+            "batched_crops_per_s": len(crops) / t_batched, "single_crops_per_s": len(crops) / t_single,
+            "batching_speedup": t_single / t_batched}
+
+
+def memory_run(video, tiny_dir):
+    """Child process: index + search one video with the tiny matcher; prints peak RSS figures (MiB)."""
+    import fiftyone as fo
+
+    from person_finder.core.kit import synthetic  # noqa: F401 - same imports in both runs
+    from person_finder.core.models.matcher import load_matcher
+    from person_finder.core.search import index_persons, search_persons
+
+    load_matcher(tiny_dir)  # libraries loaded before the baseline
+    truth = json.load(open(video + ".json"))
+    boxes = [np.asarray(b, dtype=np.float32).reshape(-1, 5) for b in truth]
+    ds = fo.Dataset()
+    ds.add_sample(fo.Sample(filepath=video))
+    base = _rss_now()
+    index_persons(ds, matcher=tiny_dir, detector=TruthDetector(None, boxes))
+    search_persons(ds, QUERY)
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    ds.delete()
+    print(json.dumps({"peak_rss_mib": peak, "growth_mib": peak - base}))
+
+
+def _rss_now():
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("VmRSS"):
+                return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def bench_memory(root, tiny_dir, lengths):
+    from person_finder.core.kit import synthetic
+
+    out = {}
+    for n in lengths:
+        truth = synthetic.write_video(os.path.join(root, f"mem_{n}.mp4"), synthetic.random_specs(6, seed=7),
+                                      num_frames=n, seed=7)
+        with open(truth.filepath + ".json", "w") as f:
+            json.dump([b.tolist() for b in video_truth_boxes(truth)], f)
+        proc = subprocess.run([sys.executable, __file__, "--memory-run", truth.filepath, tiny_dir, root],
+                              capture_output=True, text=True, env=os.environ.copy())
+        if proc.returncode != 0:
+            raise RuntimeError(proc.stderr[-3000:])
+        out[n] = json.loads(proc.stdout.strip().splitlines()[-1])
+        os.remove(truth.filepath)
+    a, b = out[lengths[0]], out[lengths[1]]
+    return {"lengths": lengths, "runs": out, "peak_ratio": b["peak_rss_mib"] / a["peak_rss_mib"],
+            "growth_ratio": b["growth_mib"] / max(a["growth_mib"], 1e-6)}
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--frames", type=int, default=300)
+    parser.add_argument("--long-frames", type=int, default=1200)
+    parser.add_argument("--people", type=int, default=6)
+    parser.add_argument("--memory-run", nargs=3, metavar=("VIDEO", "MATCHER", "ROOT"), help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.memory_run:
+        environment(args.memory_run[2], start_db=False)
+        return memory_run(args.memory_run[0], args.memory_run[1])
+
+    root = tempfile.mkdtemp(prefix="bench-search-")
+    try:
+        environment(root)
+        import torch
+
+        from person_finder.core.kit import synthetic
+        from person_finder.core.kit.tiny_models import make_tiny_siglip, make_tiny_yolo
+
+        torch.set_num_threads(max(torch.get_num_threads(), 1))
+        tiny = make_tiny_siglip(os.path.join(root, "tiny-siglip"))
+        base = make_siglip_base(os.path.join(root, "siglip-b16"))
+        yolo = make_tiny_yolo(os.path.join(root, "yolo26n.pt"), config="yolo26n.yaml")
+        truth = synthetic.write_video(os.path.join(root, "walk.mp4"), synthetic.random_specs(args.people, seed=1),
+                                      num_frames=args.frames, seed=1)
+        t0 = time.perf_counter()
+        results = {
+            "device": "cpu", "threads": torch.get_num_threads(),
+            "models": "SigLIP-B/16-224 and YOLO26n architectures, random weights; tiny SigLIP for figures 1 and 5",
+            "tracking": bench_tracking_vs_naive(root, truth, tiny),
+            "video": bench_video(root, truth, base, yolo),
+            "images": bench_images(root, base, yolo),
+            "memory": bench_memory(root, tiny, [args.frames, args.long_frames]),
+        }
+        results["total_s"] = time.perf_counter() - t0
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+    report(results)
+
+
+def report(r):
+    t, v, im, m = r["tracking"], r["video"], r["images"], r["memory"]
+    rows = [
+        ("encoder crops, tracked / naive", f"{t['tracked_crops']} / {t['naive_crops']} = 1/{1 / t['ratio']:.1f}"
+         f" (same matching tracks: {t['same_matching_tracks']})", "<= 1/30", t["ratio"] <= 1 / 30),
+        ("2nd query vs processing again (video)", f"{v['requery_speedup']:.0f}x ({v['second_query_s'] * 1e3:.0f} ms"
+         f" vs {v['index_s']:.1f} s); rank only {v['rank_speedup']:.0f}x", ">= 1000x", v["requery_speedup"] >= 1000),
+        ("2nd query vs processing again (images)", f"{im['requery_speedup']:.0f}x", ">= 1000x",
+         im["requery_speedup"] >= 1000),
+        ("end-to-end / (detector + encoder fwd)", f"{v['overhead_ratio']:.2f} ({v['end_to_end_s']:.1f} s vs "
+         f"{v['detector_forward_s']:.1f} + {v['encoder_forward_s']:.1f} s)", "<= 1.2", v["overhead_ratio"] <= 1.2),
+        ("batched / per-crop embedding", f"{im['batching_speedup']:.2f}x ({im['batched_crops_per_s']:.1f} vs "
+         f"{im['single_crops_per_s']:.1f} crops/s)", ">= 1.5x", im["batching_speedup"] >= 1.5),
+        (f"peak RSS {m['lengths'][1]} / {m['lengths'][0]} frames", f"{m['peak_ratio']:.3f} (growth above "
+         f"baseline {m['growth_ratio']:.2f}x)", "<= 1.10", m["peak_ratio"] <= 1.10),
+    ]
+    print(f"\nPerson search benchmark ({r['models']}; {r['device']}, {r['threads']} threads; "
+          f"{v['frames']}-frame 1280x720 video, {v['people']} people; {im['images']} scene images)")
+    for name, value, target, ok in rows:
+        print(f"  {name:40s} {value:60s} target {target:8s} {'met' if ok else 'NOT met'}")
+    print(f"  total {r['total_s']:.0f} s")
+    os.makedirs(os.path.join(HERE, "results"), exist_ok=True)
+    r["targets_met"] = {name: bool(ok) for name, _, _, ok in rows}
+    with open(os.path.join(HERE, "results", "search.json"), "w") as f:
+        json.dump(r, f, indent=2, default=float)
+
+
+if __name__ == "__main__":
+    main()
