@@ -1,3 +1,5 @@
 """Panels of the plugin."""
 
-PANELS = []
+from .person_search import PersonSearchPanel
+
+PANELS = [PersonSearchPanel]

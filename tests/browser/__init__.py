@@ -1,0 +1,1 @@
+"""Helpers for tests that drive the FiftyOne App in Debian's Chromium through Playwright."""

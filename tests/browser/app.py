@@ -1,0 +1,151 @@
+"""Start the FiftyOne App headless on 127.0.0.1 and drive it with the system Chromium.
+
+Example::
+
+    with AppServer("my-dataset") as app, chromium_page() as page:
+        page.goto(app.dataset_url)
+        open_panel(page, "person_search")
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+                 "--disable-sync", "--no-first-run", "--disable-dev-shm-usage"]
+#: Generous: the App server imports fiftyone and loads every plugin on 2 busy cores.
+START_TIMEOUT_S = 180
+START_ATTEMPTS = 3
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _kill_tree(proc):
+    """Stop the App CLI and everything it started (the App server runs as a grandchild in its own group)."""
+    import psutil
+
+    try:
+        parent = psutil.Process(proc.pid)
+        family = parent.children(recursive=True) + [parent]
+    except psutil.NoSuchProcess:
+        return
+    for p in family:
+        with contextlib.suppress(psutil.NoSuchProcess):
+            p.terminate()
+    _, alive = psutil.wait_procs(family, timeout=15)
+    for p in alive:
+        with contextlib.suppress(psutil.NoSuchProcess):
+            p.kill()
+    psutil.wait_procs(alive, timeout=10)
+
+
+class AppServer:
+    """``fiftyone app launch NAME --remote`` on 127.0.0.1, retried on a new port if it does not come up.
+
+    Inherits this process's environment (FIFTYONE_DATABASE_URI, FIFTYONE_PLUGINS_DIR, ...).
+    """
+
+    def __init__(self, dataset_name, log_dir, env=None):
+        self.dataset_name = dataset_name
+        self.log_dir = log_dir
+        self.env = {**os.environ, **(env or {})}
+        self.proc = None
+        self.port = None
+
+    @property
+    def url(self):
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def dataset_url(self):
+        return f"{self.url}/datasets/{self.dataset_name}"
+
+    def __enter__(self):
+        errors = []
+        for attempt in range(START_ATTEMPTS):
+            self.port = free_port()
+            log_path = os.path.join(self.log_dir, f"app-{attempt}.log")
+            with open(log_path, "w") as log:
+                self.proc = subprocess.Popen(
+                    [os.path.join(os.path.dirname(sys.executable), "fiftyone"), "app", "launch", self.dataset_name,
+                     "--remote", "--port", str(self.port), "--address", "127.0.0.1", "--wait", "-1"],
+                    env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+            if self._wait_until_up():
+                return self
+            errors.append(f"attempt {attempt + 1} (port {self.port}): see {log_path}")
+            _kill_tree(self.proc)
+        raise RuntimeError("the FiftyOne App did not start: " + "; ".join(errors))
+
+    def _wait_until_up(self):
+        deadline = time.monotonic() + START_TIMEOUT_S
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                return False
+            with contextlib.suppress(OSError):
+                with urllib.request.urlopen(self.url, timeout=5) as response:
+                    if response.status == 200:
+                        return True
+            time.sleep(1)
+        return False
+
+    def __exit__(self, *exc):
+        if self.proc is not None:
+            _kill_tree(self.proc)
+
+
+@contextlib.contextmanager
+def chromium_page(width=1400, height=900):
+    """A Playwright page in Debian's Chromium (never a downloaded browser); console errors collected."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": width, "height": height})
+            page.set_default_timeout(60_000)
+            page.console_errors = []
+            page.on("console", lambda m: m.type == "error" and page.console_errors.append(m.text))
+            yield page
+        finally:
+            browser.close()
+
+
+def open_dataset(page, app, attempts=3):
+    """Load the App on ``app``'s dataset; retried because the first load can time out on a cold server."""
+    for attempt in range(attempts):
+        try:
+            page.goto(app.dataset_url, timeout=120_000)
+            page.wait_for_selector("[data-cy=new-panel-btn]", timeout=120_000)
+            break
+        except Exception:  # noqa: BLE001 - playwright timeouts; the last one is raised
+            if attempt == attempts - 1:
+                raise
+    dismiss_popups(page)
+
+
+def dismiss_popups(page):
+    """Close the App's promotional popover if it shows (it covers the panel tabs)."""
+    with contextlib.suppress(Exception):
+        page.get_by_text("Dismiss", exact=True).first.click(timeout=5_000)
+
+
+def open_panel(page, name):
+    """Open the Python panel ``name`` from the App's "new panel" menu (unless a restored layout has it)."""
+    content = page.locator(f"[data-cy=panel-content-{name}]")
+    if not content.count():
+        page.locator("[data-cy=new-panel-btn]").first.click()
+        page.click(f"[data-cy=new-panel-option-{name}]")
+    content.wait_for(state="visible")
+    return content

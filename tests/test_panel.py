@@ -1,0 +1,108 @@
+"""The person-search panel as the App drives it: events through a real ExecutionContext, App calls recorded."""
+
+import os
+
+import pytest
+
+import fiftyone as fo
+from fiftyone.operators.executor import ExecutionContext, Executor
+
+from person_finder.core import defaults, panel_data
+from person_finder.core.kit import synthetic
+from person_finder.core.search import index_persons, rank_persons
+from person_finder.panels.person_search import PersonSearchPanel
+
+QUERY = "red top and blue trousers"
+
+
+def _ctx(dataset, state=None, **params):
+    """What the App sends for one panel event; ``ctx.executor._requests`` records the App operations."""
+    return ExecutionContext(request_params={"dataset_name": dataset.name, "params": {
+        "panel_id": "panel-1", "panel_state": state or {}, **params}}, executor=Executor())
+
+
+def _calls(ctx):
+    return {r.operator_uri.split("/")[-1]: r.params for r in ctx.executor._requests}
+
+
+def _search(panel, dataset, query, state=None):
+    ctx = _ctx(dataset, state)
+    panel.on_load(ctx)
+    ctx.panel.state.set({"form.query": query, "form.k": 3})
+    panel.on_search(ctx)
+    return ctx
+
+
+@pytest.fixture()
+def scenes(dataset, test_root, tiny_siglip):
+    specs = synthetic.random_specs(5, seed=11)
+    scenes = synthetic.write_scenes(os.path.join(test_root, "panel-ui", dataset.name), [specs[:3], specs[3:]],
+                                    width=480, height=270, seed=2)
+    dataset.add_samples([fo.Sample(filepath=s.filepath, ground_truth=fo.Detections(
+        detections=[fo.Detection(label="person", bounding_box=b) for b in s.boxes])) for s in scenes])
+    return dataset
+
+
+def test_without_index_the_panel_offers_the_index_operator(scenes):
+    panel = PersonSearchPanel()
+    ctx = _ctx(scenes)
+    panel.on_load(ctx)
+    layout = panel.render(ctx).to_json()["type"]["properties"]
+    assert "No person index" in str(layout["no_index"])
+    assert layout["index"]["view"]["operator"] == defaults.PANEL_INDEX_OPERATOR
+    assert "form" not in layout
+
+
+def test_search_ranks_stores_recent_and_opens_results(scenes, tiny_siglip):
+    index_persons(scenes, matcher=tiny_siglip, detections_field="ground_truth")
+    panel = PersonSearchPanel()
+    ctx = _search(panel, scenes, QUERY)
+    state = ctx.panel.state._data
+    expected = rank_persons(scenes, QUERY, k=3)
+    assert state["ranked"] == 3 and state["error"] is None and state["recent"][0] == QUERY
+    assert panel_data.recent_queries(scenes)[0] == QUERY
+    data = ctx.panel.data._data
+    assert [data["results"][f"r{i + 1}"]["caption"].split("·")[1].strip() for i in range(3)] == [
+        f"{r['similarity']:.3f}" for r in expected]
+    assert all(data["results"][f"r{i + 1}"]["crop"].startswith("data:image/jpeg") for i in range(3))
+    assert data["histogram"][0]["type"] == "bar" and sum(data["histogram"][0]["y"]) == 5
+    # the crops travel as panel data; the state stays small
+    assert len(str(state)) < 2000
+
+    layout = panel.render(ctx).to_json()["type"]["properties"]
+    assert set(layout["results"]["type"]["properties"]) == {"r1", "r2", "r3"}
+
+    opened = _ctx(scenes, state, rank=2)
+    panel.on_open(opened)
+    calls = _calls(opened)
+    assert calls["open_sample"]["id"] == expected[1]["sample_id"]
+    assert calls["set_selected_labels"]["labels"][0]["label_id"] == expected[1]["label_id"]
+    assert [s["_cls"].split(".")[-1] for s in calls["set_view"]["view"]] == ["Select"]
+
+    shown = _ctx(scenes, state)
+    panel.on_show_all(shown)
+    stages = [s["_cls"].split(".")[-1] for s in _calls(shown)["set_view"]["view"]]
+    assert "ToPatches" in stages
+
+    bad = _search(panel, scenes, "   ")
+    assert "non-empty" in bad.panel.state._data["error"] and bad.panel.state._data["summary"] is None
+
+
+def test_video_result_opens_the_clip_of_its_track(dataset, test_root, tiny_siglip):
+    truth = synthetic.write_video(os.path.join(test_root, "panel-ui-video", dataset.name, "walk.mp4"),
+                                  synthetic.random_specs(2, seed=5), num_frames=24, width=320, height=180, seed=1)
+    sample = fo.Sample(filepath=truth.filepath)
+    for number in range(1, truth.num_frames + 1):
+        sample.frames[number] = fo.Frame(ground_truth=fo.Detections(detections=[
+            fo.Detection(label="person", bounding_box=track[number], index=person + 1)
+            for person, track in truth.tracks.items() if number in track]))
+    dataset.add_sample(sample)
+    index_persons(dataset, matcher=tiny_siglip, detections_field="ground_truth")
+    panel = PersonSearchPanel()
+    ctx = _search(panel, dataset, QUERY)
+    assert "track" in ctx.panel.data._data["results"]["r1"]["caption"]
+    opened = _ctx(dataset, ctx.panel.state._data, rank=1)
+    panel.on_open(opened)
+    calls = _calls(opened)
+    assert [s["_cls"].split(".")[-1] for s in calls["set_view"]["view"]][-1] == "ToClips"
+    assert calls["open_sample"]["id"]
