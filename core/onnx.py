@@ -6,7 +6,7 @@ Runtime twin, exporting once and caching the export by a hash of the
 weights. The detector is exported with Ultralytics' own exporter, the image
 tower with ``torch.onnx``; text queries stay on PyTorch (one forward per
 query). Results agree with PyTorch within ``defaults.ONNX_*_TOLERANCE``
-(tests/test_scale_onnx.py); the speed-up on this CPU is in bench/onnx.py.
+(tests/test_scale_onnx.py); the speed-up on this CPU is in bench/onnx_runtime.py.
 
 Example::
 
