@@ -12,7 +12,7 @@ import fiftyone.operators.types as types
 
 from ..core import defaults
 
-QUERY_PLACEHOLDER = "a woman in a white t-shirt with a brown shoulder bag"
+RESULT_COLUMNS = 4
 
 
 class PersonSearchPanel(foo.Panel):
@@ -116,8 +116,7 @@ class PersonSearchPanel(foo.Panel):
             return types.Property(panel)
 
         form = panel.h_stack("form", align_y="center")
-        form.str("query", label="Describe the person",
-                 view=types.TextFieldView(space=5, placeholder=QUERY_PLACEHOLDER))
+        form.str("query", label="Describe the person", view=types.TextFieldView(space=5))
         choices = types.DropdownView(label="Index", space=2)
         for key in state.indexes:
             choices.add_choice(key, label=key)
@@ -142,7 +141,7 @@ class PersonSearchPanel(foo.Panel):
                                         "shapes": [_threshold_line(state.threshold)], "showlegend": False},
                    config={"displayModeBar": False})
         panel.btn("show_all", label=f"Show all {state.ranked} results", icon="visibility", on_click=self.on_show_all)
-        grid = panel.grid("results", columns=4, gap=2)
+        grid = panel.grid("results", orientation="horizontal", columns=RESULT_COLUMNS, gap=2)
         for rank in range(1, (state.ranked or 0) + 1):
             card = grid.v_stack(_card(rank), gap=0)
             card.img("crop", height=f"{defaults.PANEL_CROP_HEIGHT}px", on_click=self.on_open,

@@ -1,0 +1,74 @@
+"""The person-search panel in a real browser: the App headless on 127.0.0.1, Debian's Chromium via Playwright."""
+
+import os
+import shutil
+
+import pytest
+
+import fiftyone as fo
+
+from person_finder.core.kit import synthetic
+from person_finder.core.search import index_persons, rank_persons
+
+from browser.app import AppServer, chromium_page, open_dataset, open_panel
+
+pytestmark = [pytest.mark.browser, pytest.mark.slow,
+              pytest.mark.skipif(not os.path.exists("/usr/bin/chromium") and not shutil.which("chromium"),
+                                 reason="needs Debian's chromium (apt install chromium)")]
+
+QUERY = "red top and blue trousers"
+RESULTS_TIMEOUT_MS = 180_000  # the App's first query loads the matcher in the server process
+
+
+@pytest.fixture()
+def indexed_scenes(dataset, test_root, tiny_siglip):
+    """Three scene images, six people, indexed by the tiny matcher; persistent so the App process sees it."""
+    dataset.persistent = True
+    specs = synthetic.random_specs(6, seed=4)
+    scenes = synthetic.write_scenes(os.path.join(test_root, "browser-scenes", dataset.name),
+                                    [specs[:3], specs[3:5], specs[5:]], width=480, height=270, seed=0)
+    dataset.add_samples([fo.Sample(filepath=s.filepath, ground_truth=fo.Detections(
+        detections=[fo.Detection(label="person", bounding_box=b) for b in s.boxes])) for s in scenes])
+    index_persons(dataset, matcher=tiny_siglip, detections_field="ground_truth")
+    return dataset
+
+
+def test_panel_ranks_people_and_opens_the_clicked_one(indexed_scenes, artifacts_dir, test_root):
+    expected = rank_persons(indexed_scenes, QUERY, k=None)
+    log_dir = os.path.join(test_root, "app-logs")
+    os.makedirs(log_dir, exist_ok=True)
+    with AppServer(indexed_scenes.name, log_dir) as app, chromium_page(height=1300) as page:
+        open_dataset(page, app)
+        counts = page.locator("[data-cy=entry-counts]").first
+        assert counts.inner_text().startswith("3 samples")
+        panel = open_panel(page, "person_search")
+
+        query = panel.locator("input[type=string]").first
+        query.wait_for()
+        query.fill(QUERY)
+        page.wait_for_timeout(1_500)  # the App debounces field edits into the panel state
+        panel.get_by_role("button", name="Search", exact=True).click()
+        panel.locator(f'img[alt="rank {len(expected)}"]').wait_for(timeout=RESULTS_TIMEOUT_MS)
+        page.wait_for_timeout(1_000)
+        panel.screenshot(path=os.path.join(artifacts_dir, "panel.png"))
+        page.screenshot(path=os.path.join(artifacts_dir, "panel-results.png"))
+
+        # ranked rows, in core's order: rank i shows the i-th best similarity
+        text = panel.inner_text()
+        shown = [text.index(f"#{i + 1} · {row['similarity']:.3f}") for i, row in enumerate(expected)]
+        assert shown == sorted(shown)
+        assert f"of {len(expected)} people score at or above" in text
+        assert panel.get_by_role("button", name=QUERY).count() == 1  # remembered as a recent query
+        crop = panel.locator('img[alt="rank 1"]')
+        assert crop.evaluate("img => img.complete && img.naturalHeight") == 128  # a person crop, not the scene
+
+        # clicking rank 2 selects its image and opens it
+        crop2 = panel.locator('img[alt="rank 2"]')
+        crop2.click()
+        page.wait_for_function("() => document.body.innerText.includes('%s')" % expected[1]["sample_id"],
+                               timeout=60_000)
+        page.wait_for_timeout(1_000)
+        page.screenshot(path=os.path.join(artifacts_dir, "panel-opened.png"))
+        assert counts.inner_text().startswith("1 sample")
+        errors = [e for e in page.console_errors if "ERR_NAME_NOT_RESOLVED" not in e]
+        assert not [e for e in errors if "person_search" in e or "Traceback" in e], errors
