@@ -170,6 +170,24 @@ def test_video_tracks_one_embedding_per_track_and_spans(video_dataset, tiny_sigl
     assert sample[defaults.VIDEO_MATCHES_FIELD].detections == []
     assert dataset.count("frames.persons.detections") == summary["persons"]
     assert calls["crops"] == summary["encoder_crops"]
+    # what the App's similarity search does on the frames' person patches
+    patches = dataset.to_frames(sample_frames="dynamic").to_patches(defaults.PERSONS_FIELD)
+    top = patches.sort_by_similarity(QUERY, k=2, brain_key=defaults.PERSON_INDEX_KEY)
+    assert len(top) == 2 and top.first()[defaults.PERSONS_FIELD].index == rows[0]["track_id"]
+
+
+def test_video_export(video_dataset, tiny_siglip, test_root):
+    from person_finder.core.export import export_results
+
+    dataset, truth = video_dataset
+    index_persons(dataset, matcher=tiny_siglip, detections_field="ground_truth")
+    search_persons(dataset, QUERY)
+    (path,) = export_results(dataset, os.path.join(test_root, "export-video", dataset.name))
+    import cv2
+
+    capture = cv2.VideoCapture(path)
+    assert int(capture.get(cv2.CAP_PROP_FRAME_COUNT)) == truth.num_frames
+    capture.release()
 
 
 def test_export_draws_matches_red_on_copies(scenes_dataset, tiny_siglip, test_root):
