@@ -468,6 +468,16 @@ def _gallery(samples, brain_key):
     return _CACHE[key]
 
 
+def _prepare_query(samples, query, brain_key, k, threshold, threshold_type):
+    """Check a query's arguments (before anything is written); returns the index and the cosine cut."""
+    _check_query(query)
+    check_threshold(threshold, threshold_type)
+    if k is not None and int(k) < 1:
+        raise ValueError(f"k must be >= 1 or None, got {k}")
+    gallery = _gallery(samples, brain_key)
+    return gallery, _threshold_cosine(gallery, threshold, threshold_type)
+
+
 def _threshold_cosine(gallery, threshold, threshold_type):
     """The threshold as a cosine (probabilities go through SigLIP's calibration)."""
     if threshold is None or threshold_type == "cosine":
@@ -497,12 +507,7 @@ def rank_persons(samples, query, brain_key=defaults.PERSON_INDEX_KEY, k=defaults
         rows = rank_persons(dataset, "red top and blue trousers", k=5, threshold=0.6,
                             threshold_type="probability")
     """
-    _check_query(query)
-    check_threshold(threshold, threshold_type)
-    if k is not None and int(k) < 1:
-        raise ValueError(f"k must be >= 1 or None, got {k}")
-    gallery = _gallery(samples, brain_key)
-    cut = _threshold_cosine(gallery, threshold, threshold_type)
+    gallery, cut = _prepare_query(samples, query, brain_key, k, threshold, threshold_type)
     cosine, probability = gallery.score(query)
     allowed = set(samples.values("id")) if samples is not samples._root_dataset else None
     match_cut = cut if cut is not None else defaults.MATCH_THRESHOLD
@@ -551,12 +556,7 @@ def search_persons(samples, query, brain_key=defaults.PERSON_INDEX_KEY, threshol
         view = search_persons(dataset, "red top and blue trousers", threshold=0.2)
         session.view = view
     """
-    _check_query(query)
-    check_threshold(threshold, threshold_type)
-    if k is not None and int(k) < 1:
-        raise ValueError(f"k must be >= 1 or None, got {k}")
-    gallery = _gallery(samples, brain_key)
-    cut = _threshold_cosine(gallery, threshold, threshold_type)
+    gallery, cut = _prepare_query(samples, query, brain_key, k, threshold, threshold_type)
     notify(on_progress, 0.1, "embedding the query")
     cosine, probability = gallery.score(query)
     dataset = samples._root_dataset
