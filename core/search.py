@@ -26,6 +26,7 @@ Example::
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import logging
 import os
@@ -401,6 +402,19 @@ def _write_video(sample, tracks, persons_field):
 # --------------------------------------------------------------------------- querying
 
 
+@dataclasses.dataclass
+class _Person:
+    """A scored person: one image detection, or one video track."""
+
+    score: float
+    best: int  # index (in the gallery) of its best-scoring detection
+    sample_id: str
+    track: int  # track id (videos) or None
+    first: int  # first / last frame number (videos) or None
+    last: int
+    members: np.ndarray  # indices of its detections in the gallery
+
+
 class _Gallery:
     """Everything a query needs, loaded once per index: embeddings, ids, model, track ids."""
 
@@ -444,6 +458,23 @@ class _Gallery:
         self.frames = np.asarray([x[2] for x in info], dtype=int)
         self.tracks = np.asarray([x[3] if x[3] is not None else -1 for x in info])
         self.boxes = [x[4] for x in info]
+        self.groups = {}  # (video id, track id) -> indices of its detections
+        for j, (sid, track) in enumerate(zip(self.sample_ids, self.tracks)):
+            if sid is not None:
+                self.groups.setdefault((sid, int(track)), []).append(j)
+        self.groups = {key: np.asarray(members) for key, members in self.groups.items()}
+
+    def people(self, cosine):
+        """One :class:`_Person` per image detection, or per track in videos (scored by its mean)."""
+        if not self.video:
+            return [_Person(float(c), j, sid, None, None, None, np.asarray([j]))
+                    for j, (sid, c) in enumerate(zip(self.sample_ids, cosine)) if sid is not None]
+        out = []
+        for (sid, track), members in self.groups.items():
+            scores = cosine[members]
+            out.append(_Person(float(scores.mean()), int(members[np.argmax(scores)]), sid, track,
+                               int(self.frames[members].min()), int(self.frames[members].max()), members))
+        return out
 
     def score(self, query):
         """Cosine (and SigLIP probability or None) of every indexed person to ``query``."""
@@ -508,30 +539,27 @@ def rank_persons(samples, query, brain_key=defaults.PERSON_INDEX_KEY, k=defaults
                             threshold_type="probability")
     """
     gallery, cut = _prepare_query(samples, query, brain_key, k, threshold, threshold_type)
-    cosine, probability = gallery.score(query)
+    cosine, _ = gallery.score(query)
     allowed = set(samples.values("id")) if samples is not samples._root_dataset else None
     match_cut = cut if cut is not None else defaults.MATCH_THRESHOLD
-    rows, seen_tracks = [], set()
-    for j in np.argsort(-cosine, kind="stable"):
-        sid = gallery.sample_ids[j]
-        if sid is None or (allowed is not None and sid not in allowed):
+    rows = []
+    for person in sorted(gallery.people(cosine), key=lambda p: -p.score):
+        if allowed is not None and person.sample_id not in allowed:
             continue
-        if cut is not None and cosine[j] < cut:
+        if cut is not None and person.score < cut:
             break
-        if gallery.video:
-            if (sid, gallery.tracks[j]) in seen_tracks:
-                continue
-            seen_tracks.add((sid, gallery.tracks[j]))
+        j = person.best
+        probability = gallery.matcher.probability(person.score)
         rows.append({
-            "sample_id": str(sid),
+            "sample_id": str(person.sample_id),
             "frame_number": int(gallery.frames[j]) if gallery.video else None,
             "label_id": str(gallery.label_ids[j]),
-            "track_id": int(gallery.tracks[j]) if gallery.video else None,
-            "similarity": float(cosine[j]),
-            "probability": float(probability[j]) if probability is not None else None,
+            "track_id": person.track,
+            "similarity": person.score,
+            "probability": float(probability) if probability is not None else None,
             "bounding_box": [float(v) for v in gallery.boxes[j]] if gallery.boxes[j] is not None else None,
             "filepath": gallery.filepaths[j],
-            "match": bool(cosine[j] >= match_cut),
+            "match": bool(person.score >= match_cut),
         })
         if k is not None and len(rows) >= int(k):
             break
@@ -545,11 +573,13 @@ def search_persons(samples, query, brain_key=defaults.PERSON_INDEX_KEY, threshol
     Writes ``similarity`` / ``probability`` on each person, the label
     ``match`` on people passing ``threshold`` (cosine, or SigLIP probability
     with ``threshold_type="probability"``) and ``person`` on the others,
-    ``person_similarity`` per sample and, for videos, ``person_matches``: one
-    TemporalDetection per matching track (support = first..last frame, its
-    score as confidence). Re-running overwrites these fields. Returns
-    ``samples`` sorted by ``person_similarity`` (best first), limited to
-    ``k`` samples if given.
+    ``person_similarity`` per sample (its best person) and, for videos,
+    ``person_matches``: one TemporalDetection per matching track (support =
+    first..last frame, confidence = the track's score). In videos a track's
+    score is the mean similarity over its frames, and a track is matched
+    (all its boxes labelled ``match``) or not as a whole. Re-running
+    overwrites these fields. Returns ``samples`` sorted by
+    ``person_similarity`` (best first), limited to ``k`` samples if given.
 
     Example::
 
@@ -559,48 +589,40 @@ def search_persons(samples, query, brain_key=defaults.PERSON_INDEX_KEY, threshol
     gallery, cut = _prepare_query(samples, query, brain_key, k, threshold, threshold_type)
     notify(on_progress, 0.1, "embedding the query")
     cosine, probability = gallery.score(query)
+    people = gallery.people(cosine)
     dataset = samples._root_dataset
     prefix = ("frames." if gallery.video else "") + gallery.patches_field + ".detections."
     label_ids = [str(x) for x in gallery.label_ids]
-    is_match = cosine >= cut
+    is_match = np.zeros(len(label_ids), dtype=bool)
+    best = {}
+    for person in people:
+        is_match[person.members] = person.score >= cut
+        best[person.sample_id] = max(best.get(person.sample_id, -1.0), person.score)
     notify(on_progress, 0.4, "writing scores")
     dataset.set_label_values(prefix + defaults.SIMILARITY_ATTR, dict(zip(label_ids, cosine.tolist())))
     if probability is not None:
         dataset.set_label_values(prefix + defaults.PROBABILITY_ATTR, dict(zip(label_ids, probability.tolist())))
     dataset.set_label_values(prefix + "label", {
         lid: defaults.MATCH_LABEL if m else defaults.PERSON_LABEL for lid, m in zip(label_ids, is_match)})
-
-    best = {}
-    for sid, value in zip(gallery.sample_ids, cosine):
-        if sid is not None:
-            best[sid] = max(best.get(sid, -1.0), float(value))
     ids = samples.values("id")
     _write(samples, {defaults.SAMPLE_SIMILARITY_FIELD: {sid: best.get(sid) for sid in ids}})
     if gallery.video:
-        _write(samples, {defaults.VIDEO_MATCHES_FIELD: _track_spans(gallery, cosine, probability, cut, ids)})
+        _write(samples, {defaults.VIDEO_MATCHES_FIELD: _track_spans(gallery, people, cut, ids)})
     notify(on_progress, 1.0, "done")
     view = samples.sort_by(defaults.SAMPLE_SIMILARITY_FIELD, reverse=True)
     return view.limit(int(k)) if k is not None else view
 
 
-def _track_spans(gallery, cosine, probability, cut, ids):
-    """``{video id: TemporalDetections}``, one detection per track scoring at least ``cut``."""
+def _track_spans(gallery, people, cut, ids):
+    """``{video id: TemporalDetections}``, one detection per track scoring at least ``cut``, best first."""
     import fiftyone.core.labels as fol
 
-    tracks = {}
-    for j, sid in enumerate(gallery.sample_ids):
-        if sid is None:
-            continue
-        entry = tracks.setdefault((sid, int(gallery.tracks[j])), [np.inf, -np.inf, -np.inf, None])
-        entry[0] = min(entry[0], gallery.frames[j])
-        entry[1] = max(entry[1], gallery.frames[j])
-        if cosine[j] > entry[2]:
-            entry[2] = float(cosine[j])
-            entry[3] = float(probability[j]) if probability is not None else None
     out = {sid: [] for sid in ids}
-    for (sid, track), (first, last, score, prob) in sorted(tracks.items(), key=lambda t: -t[1][2]):
-        if sid in out and score >= cut:
-            out[sid].append(fol.TemporalDetection(
-                label=defaults.MATCH_LABEL, support=[int(first), int(last)], confidence=score, index=track,
-                **{defaults.SIMILARITY_ATTR: score, defaults.PROBABILITY_ATTR: prob}))
+    for person in sorted(people, key=lambda p: -p.score):
+        if person.sample_id in out and person.score >= cut:
+            probability = gallery.matcher.probability(person.score)
+            out[person.sample_id].append(fol.TemporalDetection(
+                label=defaults.MATCH_LABEL, support=[person.first, person.last], confidence=person.score,
+                index=person.track, **{defaults.SIMILARITY_ATTR: person.score, defaults.PROBABILITY_ATTR:
+                                       float(probability) if probability is not None else None}))
     return {sid: fol.TemporalDetections(detections=dets) for sid, dets in out.items()}

@@ -160,6 +160,10 @@ def test_video_tracks_one_embedding_per_track_and_spans(video_dataset, tiny_sigl
     for span in spans:
         assert span.support == [min(frames_by_track[span.index]), max(frames_by_track[span.index])]
     assert sample[defaults.SAMPLE_SIMILARITY_FIELD] == pytest.approx(max(s.confidence for s in spans))
+    for span in spans:  # a track's score is the mean over its frames
+        sims = [d[defaults.SIMILARITY_ATTR] for f in sample.frames.values() for d in f.persons.detections
+                if d.index == span.index]
+        assert span.confidence == pytest.approx(np.mean(sims), abs=1e-5)
     assert len(dataset.to_clips(defaults.VIDEO_MATCHES_FIELD)) == 3
     rows = rank_persons(dataset, QUERY, k=None)
     assert sorted(r["track_id"] for r in rows) == sorted(frames_by_track)
@@ -173,7 +177,9 @@ def test_video_tracks_one_embedding_per_track_and_spans(video_dataset, tiny_sigl
     # what the App's similarity search does on the frames' person patches
     patches = dataset.to_frames(sample_frames="dynamic").to_patches(defaults.PERSONS_FIELD)
     top = patches.sort_by_similarity(QUERY, k=2, brain_key=defaults.PERSON_INDEX_KEY)
-    assert len(top) == 2 and top.first()[defaults.PERSONS_FIELD].index == rows[0]["track_id"]
+    best = max(d[defaults.SIMILARITY_ATTR] for dets in dataset.values("frames.persons.detections")[0]
+               for d in dets or [])
+    assert len(top) == 2 and top.first()[defaults.PERSONS_FIELD][defaults.SIMILARITY_ATTR] == pytest.approx(best)
 
 
 def test_video_export(video_dataset, tiny_siglip, test_root):
