@@ -140,6 +140,15 @@ def bench_video(root, truth, siglip_dir, yolo_path):
     from person_finder.core.video import read_frames
 
     detector = load_detector(yolo_path, device="cpu")
+    # warm process: the matcher is loaded once (a short clip), as a service or the App worker would hold it
+    from person_finder.core.kit import synthetic
+
+    warm = synthetic.write_video(os.path.join(root, "warm.mp4"), truth.specs[:1], num_frames=8, seed=9)
+    ds = fo.Dataset("bench-search-warm")
+    ds.add_sample(fo.Sample(filepath=warm.filepath))
+    _, t_load = timed(lambda: index_persons(ds, matcher=siglip_dir, detector=TruthDetector(
+        detector, video_truth_boxes(warm))))
+    ds.delete()
     ds = fo.Dataset("bench-search-video")
     ds.add_sample(fo.Sample(filepath=truth.filepath))
     summary, t_index = timed(lambda: index_persons(
@@ -148,6 +157,7 @@ def bench_video(root, truth, siglip_dir, yolo_path):
     end_to_end = t_index + t_first
     _, t_second = timed(lambda: search_persons(ds, SECOND_QUERY))
     _, t_rank = timed(lambda: rank_persons(ds, QUERY + " walking", k=10))
+    _, t_rethreshold = timed(lambda: search_persons(ds, SECOND_QUERY, threshold=0.3))
 
     # forward passes alone: the same frames and crops, decoded beforehand, same batch sizes
     frames = [f for _, batch in read_frames(truth.filepath, 8) for f in batch]
@@ -163,7 +173,8 @@ def bench_video(root, truth, siglip_dir, yolo_path):
         "frames": truth.num_frames, "people": len(truth.specs), "tracks": summary["tracks"],
         "encoder_crops": summary["encoder_crops"],
         "index_s": t_index, "first_query_s": t_first, "end_to_end_s": end_to_end,
-        "second_query_s": t_second, "rank_only_s": t_rank,
+        "warmup_with_model_load_s": t_load, "second_query_s": t_second, "rank_only_s": t_rank,
+        "same_text_new_threshold_s": t_rethreshold,
         "requery_speedup": t_index / t_second, "rank_speedup": t_index / t_rank,
         "detector_forward_s": t_detect, "encoder_forward_s": t_encode,
         "overhead_ratio": end_to_end / (t_detect + t_encode),
@@ -303,6 +314,9 @@ def report(r):
          f" (same matching tracks: {t['same_matching_tracks']})", "<= 1/30", t["ratio"] <= 1 / 30),
         ("2nd query vs processing again (video)", f"{v['requery_speedup']:.0f}x ({v['second_query_s'] * 1e3:.0f} ms"
          f" vs {v['index_s']:.1f} s); rank only {v['rank_speedup']:.0f}x", ">= 1000x", v["requery_speedup"] >= 1000),
+        ("same text, new threshold (video)", f"{v['index_s'] / v['same_text_new_threshold_s']:.0f}x "
+         f"({v['same_text_new_threshold_s'] * 1e3:.0f} ms)", ">= 1000x",
+         v["index_s"] / v["same_text_new_threshold_s"] >= 1000),
         ("2nd query vs processing again (images)", f"{im['requery_speedup']:.0f}x", ">= 1000x",
          im["requery_speedup"] >= 1000),
         ("end-to-end / (detector + encoder fwd)", f"{v['overhead_ratio']:.2f} ({v['end_to_end_s']:.1f} s vs "
