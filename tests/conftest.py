@@ -121,3 +121,13 @@ def run_python():
         return proc.stdout
 
     return run
+
+
+@pytest.fixture(scope="session")
+def finetuned_siglip():
+    """Folder of a tiny SigLIP fine-tuned (core.training) on synthetic people: texts such as
+    "red top and blue trousers" or ``describe(spec)`` rank that person's crops first, also for
+    people it never saw (see core/kit/people_training.py for the recipe and held-out specs)."""
+    from person_finder.core.kit.people_training import finetune_tiny_siglip
+
+    return finetune_tiny_siglip(os.path.join(TEST_ROOT, "models", "finetuned-siglip"))

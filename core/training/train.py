@@ -132,6 +132,15 @@ def _add_lora(model, config):
     return model
 
 
+def _param_groups(model, weight_decay):
+    """Weight decay on matrices only: never on biases, norms, or the learned logit scale and bias."""
+    decay, plain = [], []
+    for name, param in model.named_parameters():
+        if param.requires_grad:
+            (decay if param.ndim >= 2 and "logit_" not in name else plain).append(param)
+    return [dict(params=decay, weight_decay=weight_decay), dict(params=plain, weight_decay=0.0)]
+
+
 def _trainable_state(model):
     return {k: v.detach().cpu().clone() for k, v in model.named_parameters() if v.requires_grad}
 
@@ -182,8 +191,7 @@ def train_matcher(train_items, val_items, output_dir, config=None, on_progress=N
     loader = torch.utils.data.DataLoader(data, batch_size=config.batch_size, shuffle=True, drop_last=True,
                                          collate_fn=Collator(matcher),
                                          generator=torch.Generator().manual_seed(config.seed))
-    params = [p for p in model.parameters() if p.requires_grad]
-    optimizer = torch.optim.AdamW(params, lr=config.learning_rate, weight_decay=config.weight_decay)
+    optimizer = torch.optim.AdamW(_param_groups(model, config.weight_decay), lr=config.learning_rate)
     steps_per_epoch = len(loader) // accelerator.num_processes or 1
     total_steps = steps_per_epoch * config.epochs
     scheduler = get_cosine_schedule_with_warmup(optimizer, int(config.warmup_fraction * total_steps), total_steps)
