@@ -29,8 +29,8 @@ def retrieval_metrics(scores, query_ids, gallery_ids, ranks=defaults.EVAL_RANKS)
 
     Example::
 
-        retrieval_metrics(np.array([[0.9, 0.1, 0.5]]), [7], [7, 3, 7])
-        # rank1 = 1.0, mAP = (1/1 + 2/3) / 2, mINP = 2/3
+        retrieval_metrics(np.array([[0.2, 0.9, 0.5]]), [7], [7, 3, 7])
+        # matches at ranks 2 and 3: rank1 = 0, rank5 = 1, mAP = (1/2 + 2/3) / 2, mINP = 2/3
     """
     scores = np.asarray(scores, dtype=np.float64)
     query_ids, gallery_ids = np.asarray(query_ids), np.asarray(gallery_ids)
@@ -59,3 +59,156 @@ def text_to_image_scores(matcher, query_texts, gallery_images):
     texts = matcher.embed_texts(list(query_texts))
     images = matcher.embed_images(list(gallery_images))
     return texts @ images.T
+
+
+def calibrate_threshold(scores, query_ids, gallery_ids, target_precision=defaults.CALIBRATION_TARGET_PRECISION):
+    """The lowest score at which (query, gallery) pairs scoring >= it reach ``target_precision``.
+
+    Returns ``threshold``, the ``precision`` and ``recall`` there, and
+    ``reached`` (False: no score reaches the target; the most precise one is
+    returned). Calibrate on held-out data, then check with
+    :func:`precision_recall_at`.
+
+    Example::
+
+        calibrate_threshold([[0.9, 0.8, 0.7, 0.6, 0.5]], [1], [1, 1, 2, 1, 3], 0.9)
+        # threshold 0.8, precision 1.0, recall 2/3
+    """
+    from sklearn.metrics import precision_recall_curve
+
+    labels, flat = _pairs(scores, query_ids, gallery_ids)
+    if not labels.any():
+        raise ValueError("calibration needs at least one matching (query, gallery) pair; none of the query ids is in the gallery")
+    precision, recall, thresholds = precision_recall_curve(labels, flat)
+    precision, recall = precision[:-1], recall[:-1]  # the last point has no threshold
+    ok = np.flatnonzero(precision >= target_precision)
+    best = ok[np.argmax(recall[ok])] if ok.size else int(np.argmax(precision))
+    return dict(threshold=float(thresholds[best]), precision=float(precision[best]), recall=float(recall[best]),
+                target_precision=float(target_precision), reached=bool(ok.size))
+
+
+def precision_recall_at(scores, query_ids, gallery_ids, threshold):
+    """Precision and recall of the pairs scoring >= ``threshold`` (precision 1.0 when none does)."""
+    labels, flat = _pairs(scores, query_ids, gallery_ids)
+    kept = flat >= threshold
+    tp = int((kept & labels).sum())
+    return dict(precision=tp / kept.sum() if kept.any() else 1.0, recall=tp / max(int(labels.sum()), 1))
+
+
+def _pairs(scores, query_ids, gallery_ids):
+    scores = np.asarray(scores, dtype=np.float64)
+    labels = np.asarray(query_ids)[:, None] == np.asarray(gallery_ids)[None, :]
+    return labels.ravel(), scores.ravel()
+
+
+def _gallery(samples, person_id_field):
+    """Gallery file paths and ids, junk (id < 0) left out, distractors (id 0) kept."""
+    paths, ids = samples.values("filepath"), samples.values(person_id_field)
+    kept = [(p, i) for p, i in zip(paths, ids) if i is not None and i >= 0]
+    return [p for p, _ in kept], np.array([i for _, i in kept])
+
+
+def _load_images(paths):
+    from PIL import Image
+
+    images = []
+    for path in paths:
+        with Image.open(path) as im:
+            images.append(im.convert("RGB"))
+    return images
+
+
+def _calibration(matcher, calibration, test_scores, query_ids, gallery_ids, target_precision, seed):
+    """Threshold from held-out data, then precision / recall on the test pairs.
+
+    Held-out data is ``calibration`` (texts, images, ids) when given; otherwise
+    half of the query identities (seeded) calibrate and the other half report.
+    """
+    if calibration is not None:
+        texts, images, ids = calibration
+        cal = calibrate_threshold(text_to_image_scores(matcher, texts, images), ids, ids, target_precision)
+        report = precision_recall_at(test_scores, query_ids, gallery_ids, cal["threshold"])
+        source = "val"
+    else:
+        ids = np.unique(query_ids)
+        held = np.isin(query_ids, np.random.default_rng(seed).permutation(ids)[: max(len(ids) // 2, 1)])
+        cal = calibrate_threshold(test_scores[held], query_ids[held], gallery_ids, target_precision)
+        report = precision_recall_at(test_scores[~held], query_ids[~held], gallery_ids, cal["threshold"])
+        source = "half of the query identities"
+    probability = matcher.probability(cal["threshold"]) if matcher.is_siglip else None
+    return dict(threshold=cal["threshold"], threshold_probability=None if probability is None else float(probability),
+                target_precision=cal["target_precision"], target_reached=cal["reached"],
+                calibrated_on=source, precision=float(report["precision"]), recall=float(report["recall"]))
+
+
+def evaluate_matchers(samples, models=None, query_tag="query", gallery_tag="gallery",
+                      calibration_tag=defaults.VAL_TAG, description_field=defaults.DESCRIPTION_FIELD,
+                      person_id_field=defaults.PERSON_ID_FIELD, ranks=defaults.EVAL_RANKS,
+                      target_precision=defaults.CALIBRATION_TARGET_PRECISION, run_key=defaults.EVAL_RUN_KEY,
+                      device=None, batch_size=defaults.MATCHER_BATCH_SIZE, seed=defaults.TRAIN_SEED, on_progress=None):
+    """Text-to-person evaluation of one or more matchers, side by side, stored as a run.
+
+    Queries are the descriptions of the ``query_tag`` samples, the gallery
+    the ``gallery_tag`` images; a match shares the person id. ``models``
+    maps a row name to a hub id or folder (a list uses the paths as names;
+    default: the zero-shot ``MATCHER_MODEL``). Each row has Rank-k, mAP,
+    mINP and a threshold calibrated to ``target_precision`` on held-out
+    data (the ``calibration_tag`` samples, else half of the query
+    identities) with the precision and recall it reaches on the rest. The
+    rows are saved as run ``run_key`` on the dataset (read back with
+    :func:`load_evaluation`).
+
+    Example::
+
+        rows = evaluate_matchers(dataset, {"zero-shot": "google/siglip-base-patch16-224",
+                                           "fine-tuned": "runs/people"})
+    """
+    from .models.matcher import load_matcher
+    from .progress import notify
+    from .training.data import items_from_samples
+
+    if models is None:
+        models = {"zero-shot": defaults.MATCHER_MODEL}
+    elif isinstance(models, str):
+        models = {models: models}
+    elif not isinstance(models, dict):
+        models = {str(m): str(m) for m in models}
+    if not models:
+        raise ValueError("give at least one model to evaluate")
+    query, gallery = samples.match_tags(query_tag), samples.match_tags(gallery_tag)
+    if len(gallery) == 0:
+        raise ValueError(f"no samples tagged {gallery_tag!r}: the gallery is empty (tags found: {sorted(samples.distinct('tags'))})")
+    if len(query) == 0:
+        raise ValueError(f"no samples tagged {query_tag!r}: there are no queries (tags found: {sorted(samples.distinct('tags'))})")
+    queries = items_from_samples(query, description_field, None, person_id_field)
+    query_texts, query_ids = [it.texts[0] for it in queries], np.array([it.person_id for it in queries])
+    gallery_paths, gallery_ids = _gallery(gallery, person_id_field)
+    calibration = None
+    held_out = samples.match_tags(calibration_tag) if calibration_tag else None
+    if held_out is not None and len(held_out) and len(set(held_out.values(person_id_field))) >= 2:
+        cal_items = items_from_samples(held_out, description_field, None, person_id_field)
+        calibration = ([it.texts[0] for it in cal_items], [it.load() for it in cal_items],
+                       np.array([it.person_id for it in cal_items]))
+    gallery_images = _load_images(gallery_paths)
+
+    rows = []
+    for n, (name, path) in enumerate(models.items()):
+        notify(on_progress, n / len(models), f"evaluating {name}")
+        matcher = load_matcher(path, device=device, batch_size=batch_size)
+        scores = text_to_image_scores(matcher, query_texts, gallery_images)
+        row = dict(model=name, path=str(path), **retrieval_metrics(scores, query_ids, gallery_ids, ranks))
+        row.update(_calibration(matcher, calibration, scores, query_ids, gallery_ids, target_precision, seed))
+        rows.append(row)
+    dataset = samples._dataset
+    config = dataset.init_run(models=dict(models), query_tag=query_tag, gallery_tag=gallery_tag,
+                              calibration_tag=calibration_tag, ranks=list(ranks), target_precision=target_precision,
+                              num_queries=len(query_texts), num_gallery=len(gallery_paths))
+    dataset.register_run(run_key, config, overwrite=True)
+    dataset.save_run_results(run_key, dataset.init_run_results(run_key, rows=rows))
+    notify(on_progress, 1.0, "evaluated")
+    return rows
+
+
+def load_evaluation(dataset, run_key=defaults.EVAL_RUN_KEY):
+    """The rows saved by :func:`evaluate_matchers` under ``run_key``."""
+    return list(dataset.load_run_results(run_key).rows)

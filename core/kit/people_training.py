@@ -48,7 +48,7 @@ def siglip_paper_init(folder, scale=10.0, bias=-5.0):
     return folder
 
 
-def finetune_tiny_siglip(folder, epochs=40, images_per_person=8, on_progress=None):
+def finetune_tiny_siglip(folder, epochs=40, images_per_person=8, learning_rate=1e-3, hidden_size=64, on_progress=None):
     """Fine-tune a tiny random SigLIP on synthetic people; returns ``folder`` (a matcher checkpoint).
 
     Trained on ``random_specs(64, seed=SPEC_SEED)[:TRAIN_IDENTITIES]``; the
@@ -58,11 +58,11 @@ def finetune_tiny_siglip(folder, epochs=40, images_per_person=8, on_progress=Non
 
     if os.path.exists(os.path.join(folder, "training_metrics.json")):
         return folder
-    base = siglip_paper_init(tiny_models.make_tiny_siglip(os.path.join(folder + "-base")))
+    base = siglip_paper_init(tiny_models.make_tiny_siglip(folder + "-base", hidden_size=hidden_size))
     specs = synthetic.random_specs(64, seed=SPEC_SEED)
     train = person_items(specs[:TRAIN_IDENTITIES], 0, images_per_person)
     val = person_items(specs[TRAIN_IDENTITIES:TRAIN_IDENTITIES + 8], 1000, 2, seed=1)
-    config = TrainConfig(base_model=base, epochs=epochs, batch_size=64, learning_rate=1e-3, warmup_fraction=0.05,
+    config = TrainConfig(base_model=base, epochs=epochs, batch_size=64, learning_rate=learning_rate, warmup_fraction=0.05,
                          patience=epochs, device="cpu")
     train_matcher(train, val, folder, config, on_progress=on_progress)
     return folder

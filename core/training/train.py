@@ -80,6 +80,7 @@ class TrainResult:
     best_epoch: int
     best_metrics: dict
     stopped_early: bool
+    is_main_process: bool = True  # False in the other processes of a distributed run
 
 
 def check_training_data(train_items, val_items, config):
@@ -145,7 +146,7 @@ def _trainable_state(model):
     return {k: v.detach().cpu().clone() for k, v in model.named_parameters() if v.requires_grad}
 
 
-def train_matcher(train_items, val_items, output_dir, config=None, on_progress=None, model_card=None):
+def train_matcher(train_items, val_items, output_dir, config=None, on_progress=None, model_card=None, on_epoch=None):
     """Fine-tune ``config.base_model`` on :class:`~.data.PersonItem` lists; returns a :class:`TrainResult`.
 
     ``val_items`` (other identities) pick the best epoch and stop early
@@ -155,7 +156,8 @@ def train_matcher(train_items, val_items, output_dir, config=None, on_progress=N
     card (``README.md``, extra text from ``model_card``) and
     ``training_metrics.json``; ``output_dir/checkpoints`` holds one
     resumable checkpoint per epoch. Data and model are checked before any
-    training step.
+    training step. ``on_epoch(history)`` is called on the main process
+    after each epoch (e.g. to update a run record).
 
     Example::
 
@@ -253,6 +255,8 @@ def train_matcher(train_items, val_items, output_dir, config=None, on_progress=N
             with open(os.path.join(output_dir, _STATE), "w") as f:
                 json.dump(state, f, indent=2)
             _drop_old_checkpoints(ckpt_root, keep=epoch + 1)
+            if on_epoch is not None:
+                on_epoch(list(state["history"]))
         accelerator.log(record, step=epoch + 1)
         accelerator.wait_for_everyone()
         stopped_early = _patience_exhausted(state, config)
@@ -262,7 +266,8 @@ def train_matcher(train_items, val_items, output_dir, config=None, on_progress=N
     final = unwrapped.merge_and_unload() if config.mode == "lora" else unwrapped
     best = next(r for r in state["history"] if r["epoch"] == state["best_epoch"])
     result = TrainResult(model_dir=str(output_dir), history=state["history"], best_epoch=state["best_epoch"],
-                         best_metrics=best, stopped_early=stopped_early)
+                         best_metrics=best, stopped_early=stopped_early,
+                         is_main_process=accelerator.is_main_process)
     if accelerator.is_main_process:
         final.save_pretrained(output_dir)
         matcher.processor.save_pretrained(output_dir)

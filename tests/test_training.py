@@ -1,0 +1,227 @@
+"""Fine-tuning: data, loss, the accelerate loop (resume, early stopping, LoRA), bad input, run records."""
+
+import json
+import os
+
+import fiftyone as fo
+import numpy as np
+import pytest
+import torch
+
+from person_finder.core import defaults
+from person_finder.core.evaluation import retrieval_metrics, text_to_image_scores
+from person_finder.core.kit import synthetic
+from person_finder.core.kit.people_training import SPEC_SEED, person_items
+from person_finder.core.models.loading import ModelLoadError
+from person_finder.core.models.matcher import load_matcher
+from person_finder.core.training import TrainConfig, attribute_captions, split_by_identity, train_matcher
+from person_finder.core.training.data import PairDataset, augment
+from person_finder.core.training.finetune import finetune
+from person_finder.core.training.loss import contrastive_loss
+
+
+def _metrics(matcher, items):
+    ids = [it.person_id for it in items]
+    return retrieval_metrics(text_to_image_scores(matcher, [it.texts[0] for it in items], [it.load() for it in items]),
+                             ids, ids)
+
+
+def write_people_dataset(name, root, specs, images=3, first_id=1, seed=0):
+    """A dataset of synthetic crops: half the people ``train``, the rest ``query`` (1 image) + ``gallery``."""
+    os.makedirs(root, exist_ok=True)
+    ds = fo.Dataset(name)
+    samples = []
+    n_train = len(specs) // 2
+    for i, spec in enumerate(specs):
+        pid = first_id + i
+        for k in range(images):
+            path = os.path.join(root, f"{pid:04d}_{k}.jpg")
+            synthetic.render_crop(spec, seed=seed * 7919 + pid * 31 + k).save(path, quality=95)
+            tag = "train" if i < n_train else ("query" if k == 0 else "gallery")
+            samples.append(fo.Sample(filepath=path, tags=[tag], person_id=pid,
+                                     description=synthetic.describe(spec, variant=k),
+                                     merged_attributes=synthetic.market_attributes(spec)))
+    ds.add_samples(samples)
+    return ds
+
+
+@pytest.fixture(scope="module")
+def people(test_root):
+    ds = write_people_dataset(f"training-people-{os.getpid()}", os.path.join(test_root, "training-people"),
+                              synthetic.random_specs(16, seed=5), images=4)
+    yield ds
+    ds.delete()
+
+
+@pytest.fixture(scope="module")
+def small_items():
+    specs = synthetic.random_specs(8, seed=3)
+    return person_items(specs[:6], 0, 4), person_items(specs[6:], 100, 2, seed=1)
+
+
+# --- data --------------------------------------------------------------------
+
+def test_attribute_captions_render_market_flags_and_named_attributes():
+    spec = synthetic.PersonSpec("red", "blue", long_sleeves=False, bag="backpack", bag_color="black", hat=True)
+    captions = attribute_captions(synthetic.market_attributes(spec))
+    assert captions[0] == "red top and blue trousers"
+    assert "a person carrying a backpack" in captions and "a person wearing a hat" in captions
+    assert any("short-sleeved" in c for c in captions)
+    named = attribute_captions({"upper_color": {"value": "white", "agreement": 0.8}, "lower_color": "black",
+                                "lower_type": "skirt", "bag": "shoulder bag", "bag_color": "brown", "gender": "female"})
+    assert named[0] == "white top and black skirt"
+    assert "a person carrying a brown shoulder bag" in named
+    assert not any("female" in c or "woman" in c for c in named)  # sensitive attributes never rendered
+    assert attribute_captions(None) == [] and attribute_captions({"unrelated": 3}) == []
+    doc = fo.DynamicEmbeddedDocument(upper_color="green", lower_color="gray")
+    assert attribute_captions(doc)[0] == "green top and gray trousers"
+
+
+def test_augmentation_keeps_colours_size_and_is_reproducible():
+    crop = synthetic.render_crop(synthetic.PersonSpec("red", "blue"), seed=0)
+    outs = [augment(crop, np.random.default_rng(s)) for s in range(6)]
+    assert all(o.size == crop.size and o.mode == "RGB" for o in outs)
+    torso = lambda im: np.asarray(im)[40:60, 24:40].reshape(-1, 3).mean(0)  # noqa: E731
+    for out in outs:
+        r, g, b = torso(out)
+        assert r > 1.8 * g and r > 1.8 * b  # still a red top: no hue change, no grayscale
+    again = augment(crop, np.random.default_rng(3))
+    assert np.array_equal(np.asarray(again), np.asarray(outs[3]))
+
+
+def test_pair_dataset_depends_only_on_seed_epoch_and_index(small_items):
+    train, _ = small_items
+    a, b = PairDataset(train, seed=1), PairDataset(train, seed=1)
+    b.epoch = 1
+    assert np.array_equal(np.asarray(a[2][0]), np.asarray(PairDataset(train, seed=1)[2][0]))
+    assert not np.array_equal(np.asarray(a[2][0]), np.asarray(b[2][0]))
+
+
+def test_split_by_identity_is_seeded_and_disjoint(small_items):
+    train, _ = small_items
+    tr, va = split_by_identity(train, 0.34, seed=4)
+    assert {i.person_id for i in tr}.isdisjoint({i.person_id for i in va})
+    assert len({i.person_id for i in va}) == 2
+    assert [i.person_id for i in split_by_identity(train, 0.34, seed=4)[1]] == [i.person_id for i in va]
+    with pytest.raises(ValueError, match="too few"):
+        split_by_identity(train[:8], 0.5)  # 2 identities cannot make 2 + 2
+
+
+# --- loss ----------------------------------------------------------------------
+
+def test_same_person_pairs_are_positives_in_both_losses():
+    ids = torch.tensor([1, 1, 2])
+    together = torch.tensor([[5.0, 5.0, -5.0], [5.0, 5.0, -5.0], [-5.0, -5.0, 5.0]])
+    apart = together.clone()
+    apart[0, 1] = apart[1, 0] = -5.0  # treating the second view of person 1 as a negative
+    for name in ("sigmoid", "infonce"):
+        assert contrastive_loss(name, together, ids, ids) < contrastive_loss(name, apart, ids, ids)
+    # sigmoid loss by hand: every pair correct with margin 5 -> 9 * softplus(-5) / 3 images
+    expected = 9 * np.log1p(np.exp(-5.0)) / 3
+    assert float(contrastive_loss("sigmoid", together, ids, ids)) == pytest.approx(expected, rel=1e-5)
+    with pytest.raises(ValueError, match="infonce"):
+        contrastive_loss("softmax", together, ids, ids)
+
+
+# --- the fixture other features use: fine-tuned on synthetic people -------------
+
+def test_finetuned_siglip_ranks_held_out_people_first(finetuned_siglip, tiny_siglip):
+    specs = synthetic.random_specs(64, seed=SPEC_SEED)[56:]  # never seen in training or validation
+    held_out = person_items(specs, 5000, 3, seed=11)
+    tuned = _metrics(load_matcher(finetuned_siglip, device="cpu"), held_out)
+    random = _metrics(load_matcher(tiny_siglip, device="cpu"), held_out)
+    assert tuned["rank1"] >= 0.8, tuned
+    assert tuned["mAP"] > random["mAP"] + 0.3, (tuned, random)
+    card = open(os.path.join(finetuned_siglip, "README.md")).read()
+    assert "Out of scope" in card and "validation mAP" in card
+
+
+# --- the loop ----------------------------------------------------------------------
+
+class Interrupt(Exception):
+    pass
+
+
+def test_interrupted_run_resumes_to_the_same_result(tiny_siglip, small_items, tmp_path):
+    train, val = small_items
+    config = TrainConfig(base_model=tiny_siglip, epochs=3, batch_size=8, learning_rate=1e-3, patience=5, device="cpu")
+    straight = train_matcher(train, val, str(tmp_path / "straight"), config)
+
+    def stop_in_epoch_2(fraction, label):
+        if label.startswith("epoch 2/"):
+            raise Interrupt
+
+    with pytest.raises(Interrupt):
+        train_matcher(train, val, str(tmp_path / "resumed"), config, on_progress=stop_in_epoch_2)
+    assert sorted(os.listdir(tmp_path / "resumed" / "checkpoints")) == ["best.pt", "epoch-1"]
+    resumed = train_matcher(train, val, str(tmp_path / "resumed"), config)
+    assert [r["epoch"] for r in resumed.history] == [1, 2, 3]
+    for a, b in zip(straight.history, resumed.history):
+        assert a == pytest.approx(b, rel=1e-5)
+    w1 = load_matcher(straight.model_dir).model.state_dict()
+    w2 = load_matcher(resumed.model_dir).model.state_dict()
+    assert all(torch.allclose(w1[k], w2[k], atol=1e-6) for k in w1)
+    with pytest.raises(ValueError, match="other settings"):
+        train_matcher(train, val, str(tmp_path / "resumed"), TrainConfig(**{**config.__dict__, "seed": 9}))
+
+
+def test_early_stopping_on_validation_map_and_lora_merge(tiny_siglip, small_items, tmp_path):
+    train, val = small_items
+    frozen = TrainConfig(base_model=tiny_siglip, epochs=5, batch_size=8, learning_rate=0.0, patience=1, device="cpu")
+    result = train_matcher(train, val, str(tmp_path / "frozen"), frozen)
+    assert result.stopped_early and len(result.history) == 2 and result.best_epoch == 1
+
+    lora = TrainConfig(base_model=tiny_siglip, epochs=1, batch_size=8, mode="lora", lora_rank=4, device="cpu",
+                       learning_rate=1e-2, loss="infonce")
+    out = train_matcher(train, [], str(tmp_path / "lora"), lora)
+    assert not os.path.exists(os.path.join(out.model_dir, "adapter_config.json"))  # merged, a plain matcher
+    tuned, base = load_matcher(out.model_dir).model.state_dict(), load_matcher(tiny_siglip).model.state_dict()
+    changed = [k for k in base if not torch.equal(base[k], tuned[k])]
+    assert changed and all(("attn" in k) or ("logit" in k) for k in changed)
+
+
+# --- the dataset entry point ---------------------------------------------------------
+
+def test_finetune_on_a_dataset_records_a_run_and_tags_validation(people, tiny_siglip, tmp_path):
+    config = TrainConfig(base_model=tiny_siglip, epochs=2, batch_size=8, learning_rate=1e-3, device="cpu")
+    result = finetune(people, str(tmp_path / "model"), config, val_fraction=0.25, run_key="ft")
+    assert people.has_run("ft")
+    record = people.load_run_results("ft")
+    assert [h["epoch"] for h in record.history] == [1, 2] and record.model_dir == result.model_dir
+    info = people.get_run_info("ft").config
+    assert len(info.val_identities) == 2 and info.train_identities == 6
+    val_ids = set(people.match_tags(defaults.VAL_TAG).distinct("person_id"))
+    assert val_ids == set(info.val_identities)
+    assert set(people.match_tags(defaults.VAL_TAG).distinct("tags")) == {"train", "val"}  # train tag kept
+    matcher = load_matcher(result.model_dir)
+    assert matcher.embed_texts(["red top and blue trousers"]).shape == (1, matcher.embedding_dim)
+    metrics = json.load(open(os.path.join(result.model_dir, "training_metrics.json")))
+    assert metrics["best_epoch"] == result.best_epoch
+
+
+@pytest.mark.parametrize("case, match", [
+    ("too_few_identities", "identities"),
+    ("no_descriptions", "description"),
+    ("not_a_matcher", "dinov2"),
+    ("batch_too_large", "batch_size"),
+    ("no_train_tag", "no samples tagged"),
+])
+def test_bad_input_fails_before_training(people, tiny_siglip, tiny_dinov2, tmp_path, case, match):
+    config = dict(base_model=tiny_siglip, epochs=1, batch_size=8, device="cpu")
+    samples, kwargs = people, {}
+    if case == "too_few_identities":
+        samples = people.match({"person_id": {"$lte": 2}})
+    elif case == "no_descriptions":
+        samples = people.exclude_fields(["description", "merged_attributes"])
+    elif case == "not_a_matcher":
+        config["base_model"] = tiny_dinov2
+    elif case == "batch_too_large":
+        config["batch_size"] = 500
+    else:
+        kwargs = dict(train_tag="does-not-exist")
+    runs_before = people.list_runs()
+    with pytest.raises((ValueError, ModelLoadError), match=match):
+        finetune(samples, str(tmp_path / "out"), TrainConfig(**config), val_fraction=0.25, run_key=f"bad-{case}",
+                 **kwargs)
+    assert people.list_runs() == runs_before
+    assert not os.path.exists(tmp_path / "out" / "checkpoints")
