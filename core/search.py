@@ -163,28 +163,50 @@ def index_persons(samples, matcher=defaults.MATCHER_MODEL, detector=defaults.DET
         summary, embeddings = _index_videos(samples, match, find, detections_field, persons_field, previous,
                                             detect_every, refresh_frames, refresh_iou, tracker,
                                             detector_batch_size, on_progress)
-        indexed = samples.to_frames(sample_frames="dynamic")
     else:
         summary, embeddings = _index_images(samples, match, find, detections_field, persons_field, previous,
                                             detector_batch_size, on_progress)
-        indexed = samples
-    from .index import build_text_index
-
     notify(on_progress, 0.97, "indexing embeddings")
+    embeddings.update(_kept_outside(samples, persons_field, previous))
     embeddings = {sid: emb for sid, emb in embeddings.items() if len(emb)}
-    if embeddings:
-        dim = next(iter(embeddings.values())).shape[1]
-        from fiftyone import ViewField as F
-
-        with_people = indexed.match(F(f"{persons_field}.detections").length() > 0)
-        build_text_index(with_people, brain_key, matcher=matcher, patches_field=persons_field,
-                         embeddings=embeddings, backend=backend)
-        logger.info("indexed %d person embeddings of dimension %d", sum(len(e) for e in embeddings.values()), dim)
-    elif brain_key in samples._root_dataset.list_brain_runs():
-        samples._root_dataset.delete_brain_run(brain_key)
+    _build_index(samples._root_dataset, brain_key, matcher, persons_field, embeddings, backend)
     notify(on_progress, 1.0, "done")
     summary["brain_key"] = brain_key if embeddings else None
     return summary
+
+
+def _kept_outside(samples, persons_field, previous):
+    """Indexed embeddings of samples outside ``samples`` (a view), so indexing a view loses none of them."""
+    root = samples._root_dataset
+    if samples is root or not previous.vectors:
+        return {}
+    others = root.exclude(samples.values("id"))
+    if root.media_type == "video":
+        frame_ids, label_ids = others.values(["frames.id", f"frames.{persons_field}.detections.id"])
+        pairs = [(f, lids) for fids, lists in zip(frame_ids, label_ids) for f, lids in zip(fids, lists)]
+    else:
+        pairs = list(zip(*others.values(["id", f"{persons_field}.detections.id"])))
+    kept = {sid: previous.get(lids) for sid, lids in pairs if lids}
+    return {sid: vectors for sid, vectors in kept.items() if vectors is not None}
+
+
+def _build_index(dataset, brain_key, matcher, persons_field, embeddings, backend):
+    """(Re)build the brain index over the person patches that have embeddings (frames for videos)."""
+    from fiftyone import ViewField as F
+
+    from .index import build_text_index
+
+    if not embeddings:
+        if brain_key in dataset.list_brain_runs():
+            dataset.delete_brain_run(brain_key)
+        return
+    base = dataset.to_frames(sample_frames="dynamic") if dataset.media_type == "video" else dataset
+    view = base.match(F(f"{persons_field}.detections").length() > 0)
+    if len(view) != len(embeddings):  # some people were never embedded (e.g. outside the view, other matcher)
+        view = base.select(list(embeddings))
+    build_text_index(view, brain_key, matcher=matcher, patches_field=persons_field, embeddings=embeddings,
+                     backend=backend)
+    logger.info("indexed %d person embeddings", sum(len(e) for e in embeddings.values()))
 
 
 class _Previous:

@@ -419,3 +419,15 @@ def test_yolo_path_detects_then_embeds(dataset, test_root, tiny_siglip, tiny_yol
     kept = sum(1 for b in expected if (b[2] - b[0]) >= 1 and (b[3] - b[1]) >= 1)
     assert summary["persons"] == dataset.count("persons.detections") > 0
     assert abs(summary["persons"] - kept) <= 2  # rounding to whole pixels may drop sliver boxes
+
+
+def test_indexing_a_view_keeps_the_rest_of_the_index(scenes_dataset, tiny_siglip, monkeypatch):
+    dataset, _ = scenes_dataset
+    first, second = dataset.values("id")
+    index_persons(dataset.select(first), matcher=tiny_siglip, detections_field="ground_truth")
+    calls = _encoder_calls(monkeypatch)
+    index_persons(dataset.select(second), matcher=tiny_siglip, detections_field="ground_truth")
+    assert calls["crops"] == 3  # only the second image's people
+    rows = rank_persons(dataset, QUERY, k=None)
+    assert len(rows) == 6 and {r["sample_id"] for r in rows} == {first, second}
+    assert len(rank_persons(dataset.select(second), QUERY, k=None)) == 3
