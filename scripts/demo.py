@@ -52,19 +52,9 @@ def load_datasets(scenes, video, name):
         if fo.dataset_exists(f"{name}-{suffix}"):
             fo.delete_dataset(f"{name}-{suffix}")
     images = fo.Dataset(f"{name}-images", persistent=True)
-    images.add_samples([
-        fo.Sample(filepath=s.filepath, ground_truth=fo.Detections(detections=[
-            fo.Detection(label="person", bounding_box=box) for box in s.boxes]))
-        for s in scenes
-    ])
+    images.add_samples([scene.to_sample() for scene in scenes])
     videos = fo.Dataset(f"{name}-video", persistent=True)
-    sample = fo.Sample(filepath=video.filepath)
-    for track, frames in video.tracks.items():
-        for number, box in frames.items():
-            sample.frames[number].setdefault("ground_truth", fo.Detections())
-            sample.frames[number]["ground_truth"].detections.append(
-                fo.Detection(label="person", bounding_box=box, index=track))
-    videos.add_sample(sample)
+    videos.add_sample(video.to_sample())
     return images, videos
 
 
@@ -86,12 +76,12 @@ def main(argv=None):
         print(f"Using the real default models: matcher {defaults.MATCHER_MODEL}, detector {defaults.DETECTOR_MODEL}")
         matcher, detector, detections_field = defaults.MATCHER_MODEL, defaults.DETECTOR_MODEL, None
     else:
-        from person_finder.core.kit.tiny_models import make_finetuned_tiny_siglip
+        from person_finder.core.kit.people_training import finetune_tiny_siglip
 
         print("No access to the Hugging Face hub (or --offline): using small local models instead.\n"
               "  matcher: a tiny SigLIP fine-tuned on synthetic people (about a minute on a CPU)\n"
               "  detector: none, the scenes' known person boxes are used (field 'ground_truth')")
-        matcher = make_finetuned_tiny_siglip(os.path.join(args.workdir, "models", "tiny-siglip-people"))
+        matcher = finetune_tiny_siglip(os.path.join(args.workdir, "models", "tiny-siglip-people"))
         detector, detections_field = None, "ground_truth"
 
     scenes, video = build_media(args.workdir, args.scenes, args.frames)

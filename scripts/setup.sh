@@ -33,7 +33,7 @@ if [ "$(cat $stamp 2>/dev/null)" != "$want" ]; then
   # torch + torchvision first, pinned to a pair that imports together (CPU or CUDA build both work).
   $VPY -m pip install -q "torch==2.14.1" "torchvision==0.29.1" || $VPY -m pip install -q "torch==2.9.1" "torchvision==0.24.1"
   $VPY -m pip install -q -r requirements-dev.txt
-  $VPY -m pip install -q --no-deps --no-build-isolation -e .
+  $VPY -m pip install -q --no-deps --no-build-isolation -e . >/dev/null 2>&1 || $VPY -m pip install --no-deps --no-build-isolation -e .
   echo "$want" > $stamp
 fi
 

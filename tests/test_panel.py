@@ -4,7 +4,6 @@ import os
 
 import pytest
 
-import fiftyone as fo
 from fiftyone.operators.executor import ExecutionContext, Executor
 
 from person_finder.core import defaults, panel_data
@@ -38,8 +37,7 @@ def scenes(dataset, test_root, tiny_siglip):
     specs = synthetic.random_specs(5, seed=11)
     scenes = synthetic.write_scenes(os.path.join(test_root, "panel-ui", dataset.name), [specs[:3], specs[3:]],
                                     width=480, height=270, seed=2)
-    dataset.add_samples([fo.Sample(filepath=s.filepath, ground_truth=fo.Detections(
-        detections=[fo.Detection(label="person", bounding_box=b) for b in s.boxes])) for s in scenes])
+    dataset.add_samples([scene.to_sample() for scene in scenes])
     return dataset
 
 
@@ -91,12 +89,7 @@ def test_search_ranks_stores_recent_and_opens_results(scenes, tiny_siglip):
 def test_video_result_opens_the_clip_of_its_track(dataset, test_root, tiny_siglip):
     truth = synthetic.write_video(os.path.join(test_root, "panel-ui-video", dataset.name, "walk.mp4"),
                                   synthetic.random_specs(2, seed=5), num_frames=24, width=320, height=180, seed=1)
-    sample = fo.Sample(filepath=truth.filepath)
-    for number in range(1, truth.num_frames + 1):
-        sample.frames[number] = fo.Frame(ground_truth=fo.Detections(detections=[
-            fo.Detection(label="person", bounding_box=track[number], index=person + 1)
-            for person, track in truth.tracks.items() if number in track]))
-    dataset.add_sample(sample)
+    dataset.add_sample(truth.to_sample())
     index_persons(dataset, matcher=tiny_siglip, detections_field="ground_truth")
     panel = PersonSearchPanel()
     ctx = _search(panel, dataset, QUERY)

@@ -5,7 +5,6 @@ import shutil
 
 import pytest
 
-import fiftyone as fo
 
 from person_finder.core.kit import synthetic
 from person_finder.core.search import index_persons, rank_persons
@@ -27,8 +26,7 @@ def indexed_scenes(dataset, test_root, tiny_siglip):
     specs = synthetic.random_specs(6, seed=4)
     scenes = synthetic.write_scenes(os.path.join(test_root, "browser-scenes", dataset.name),
                                     [specs[:3], specs[3:5], specs[5:]], width=480, height=270, seed=0)
-    dataset.add_samples([fo.Sample(filepath=s.filepath, ground_truth=fo.Detections(
-        detections=[fo.Detection(label="person", bounding_box=b) for b in s.boxes])) for s in scenes])
+    dataset.add_samples([scene.to_sample() for scene in scenes])
     index_persons(dataset, matcher=tiny_siglip, detections_field="ground_truth")
     return dataset
 

@@ -27,8 +27,7 @@ def image_dataset(dataset, test_root, tiny_siglip):
     specs = synthetic.random_specs(5, seed=7)
     scenes = synthetic.write_scenes(os.path.join(test_root, "panel-scenes", dataset.name), [specs[:3], specs[3:]],
                                     width=480, height=270, seed=1)
-    dataset.add_samples([fo.Sample(filepath=s.filepath, ground_truth=fo.Detections(
-        detections=[fo.Detection(label="person", bounding_box=b) for b in s.boxes])) for s in scenes])
+    dataset.add_samples([scene.to_sample() for scene in scenes])
     index_persons(dataset, matcher=tiny_siglip, detections_field="ground_truth")
     return dataset
 
@@ -98,12 +97,7 @@ def test_video_rows_get_frame_crops_and_track_clips(dataset, test_root, tiny_sig
     folder = os.path.join(test_root, "panel-video", dataset.name)
     truth = synthetic.write_video(os.path.join(folder, "walk.mp4"), synthetic.random_specs(2, seed=3),
                                   num_frames=30, width=320, height=180, seed=0)
-    sample = fo.Sample(filepath=truth.filepath)
-    for number in range(1, truth.num_frames + 1):
-        sample.frames[number] = fo.Frame(ground_truth=fo.Detections(detections=[
-            fo.Detection(label="person", bounding_box=track[number], index=person + 1)
-            for person, track in truth.tracks.items() if number in track]))
-    dataset.add_sample(sample)
+    dataset.add_sample(truth.to_sample())
     index_persons(dataset, matcher=tiny_siglip, detections_field="ground_truth")
     result = panel_data.run_query(dataset, QUERY, defaults.PERSON_INDEX_KEY, k=5, threshold=0.0)
     rows = result["rows"]

@@ -361,6 +361,13 @@ class Scene:
     specs: list
     boxes: list  # relative [x, y, w, h] per person, FiftyOne convention
 
+    def to_sample(self, field="ground_truth"):
+        """A FiftyOne sample with the true person boxes in ``field``."""
+        import fiftyone as fo
+
+        return fo.Sample(filepath=self.filepath, **{field: fo.Detections(detections=[
+            fo.Detection(label="person", bounding_box=box) for box in self.boxes])})
+
 
 def _place_figures(specs, width, height, rng, min_h=0.35, max_h=0.6):
     """Non-overlapping horizontal slots for the figures, left to right."""
@@ -411,6 +418,18 @@ class VideoTruth:
     num_frames: int
     frame_size: tuple  # (width, height)
     tracks: dict  # person index -> {frame number (1-based): relative [x, y, w, h]}
+
+    def to_sample(self, field="ground_truth"):
+        """A FiftyOne video sample with the true boxes in ``frames.<field>``; ``index`` is person + 1."""
+        import fiftyone as fo
+
+        sample = fo.Sample(filepath=self.filepath)
+        for number in range(1, self.num_frames + 1):
+            people = [fo.Detection(label="person", bounding_box=frames[number], index=person + 1)
+                      for person, frames in self.tracks.items() if number in frames]
+            if people:
+                sample.frames[number] = fo.Frame(**{field: fo.Detections(detections=people)})
+        return sample
 
     def visible_frames(self, person):
         """First and last 1-based frame numbers where ``person`` is visible."""
