@@ -225,3 +225,23 @@ def test_bad_input_fails_before_training(people, tiny_siglip, tiny_dinov2, tmp_p
                  **kwargs)
     assert people.list_runs() == runs_before
     assert not os.path.exists(tmp_path / "out" / "checkpoints")
+
+
+@pytest.mark.slow
+def test_two_process_ddp_on_cpu_through_accelerate_launch(people, tiny_siglip, tmp_path):
+    import subprocess
+    import sys
+
+    out = tmp_path / "ddp"
+    cmd = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2", "--num_machines", "1",
+           "--mixed_precision", "no", "--dynamo_backend", "no", "--num_cpu_threads_per_process", "1",
+           "-m", "person_finder.core.training", "--dataset", people.name, "--output-dir", str(out),
+           "--base-model", tiny_siglip, "--epochs", "1", "--batch-size", "4", "--device", "cpu", "--run-key", "ddp"]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    metrics = json.load(open(out / "training_metrics.json"))
+    assert metrics["num_processes"] == 2, proc.stderr[-4000:]
+    assert [h["epoch"] for h in metrics["history"]] == [1]
+    people.reload()
+    assert people.load_run_results("ddp").model_dir == str(out)
+    load_matcher(str(out))

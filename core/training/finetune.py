@@ -13,7 +13,7 @@ import dataclasses
 
 from .. import defaults
 from .data import items_from_samples, split_by_identity
-from .train import TrainConfig, check_training_data, train_matcher
+from .train import TrainConfig, check_training_data, process_state, train_matcher
 
 
 def prepare_splits(samples, train_tag="train", val_fraction=defaults.TRAIN_VAL_FRACTION, seed=defaults.TRAIN_SEED,
@@ -65,9 +65,7 @@ def finetune(samples, output_dir, config=None, train_tag="train", val_fraction=d
     def record(history):
         dataset.save_run_results(run_key, dataset.init_run_results(run_key, history=history, model_dir=None))
 
-    from accelerate import PartialState
-
-    if PartialState().is_main_process:
+    if process_state(config).is_main_process:
         dataset.register_run(run_key, run_config, overwrite=True)
         if tag_val and val_ids:
             samples.match_tags(train_tag).match({person_id_field: {"$in": val_ids}}).tag_samples(defaults.VAL_TAG)

@@ -81,6 +81,7 @@ class TrainResult:
     best_metrics: dict
     stopped_early: bool
     is_main_process: bool = True  # False in the other processes of a distributed run
+    num_processes: int = 1
 
 
 def check_training_data(train_items, val_items, config):
@@ -102,6 +103,15 @@ def validation_metrics(matcher, items):
     ids = [it.person_id for it in items]
     scores = text_to_image_scores(matcher, [it.texts[0] for it in items], [it.load() for it in items])
     return retrieval_metrics(scores, ids, ids)
+
+
+def process_state(config):
+    """accelerate's process state for ``config`` (set up once per process; on CPU it is gloo DDP under a launcher)."""
+    from accelerate import PartialState
+
+    from ..models.loading import resolve_device
+
+    return PartialState(cpu=resolve_device(config.device) == "cpu")
 
 
 def _mixed_precision(choice, device):
@@ -267,7 +277,7 @@ def train_matcher(train_items, val_items, output_dir, config=None, on_progress=N
     best = next(r for r in state["history"] if r["epoch"] == state["best_epoch"])
     result = TrainResult(model_dir=str(output_dir), history=state["history"], best_epoch=state["best_epoch"],
                          best_metrics=best, stopped_early=stopped_early,
-                         is_main_process=accelerator.is_main_process)
+                         is_main_process=accelerator.is_main_process, num_processes=accelerator.num_processes)
     if accelerator.is_main_process:
         final.save_pretrained(output_dir)
         matcher.processor.save_pretrained(output_dir)
