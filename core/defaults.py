@@ -172,6 +172,8 @@ TRAIN_SEED = 0
 #: "auto" = bf16 (or fp16) on a GPU, none on CPU; or "no" / "fp16" / "bf16".
 TRAIN_MIXED_PRECISION = "auto"
 TRAIN_MIN_IDENTITIES = 2
+#: Data-loading worker processes when training on a GPU (on CPU the loop loads data itself).
+TRAIN_GPU_WORKERS = 4
 #: Run keys of fine-tuning and evaluation records on the dataset.
 TRAIN_RUN_KEY = "matcher_finetune"
 EVAL_RUN_KEY = "matcher_eval"

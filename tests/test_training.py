@@ -11,7 +11,7 @@ import torch
 from person_finder.core import defaults
 from person_finder.core.evaluation import retrieval_metrics, text_to_image_scores
 from person_finder.core.kit import synthetic
-from person_finder.core.kit.people_training import SPEC_SEED, person_items
+from person_finder.core.kit.people_training import SPEC_SEED, person_items, write_people_dataset
 from person_finder.core.models.loading import ModelLoadError
 from person_finder.core.models.matcher import load_matcher
 from person_finder.core.training import TrainConfig, attribute_captions, split_by_identity, train_matcher
@@ -24,25 +24,6 @@ def _metrics(matcher, items):
     ids = [it.person_id for it in items]
     return retrieval_metrics(text_to_image_scores(matcher, [it.texts[0] for it in items], [it.load() for it in items]),
                              ids, ids)
-
-
-def write_people_dataset(name, root, specs, images=3, first_id=1, seed=0):
-    """A dataset of synthetic crops: half the people ``train``, the rest ``query`` (1 image) + ``gallery``."""
-    os.makedirs(root, exist_ok=True)
-    ds = fo.Dataset(name)
-    samples = []
-    n_train = len(specs) // 2
-    for i, spec in enumerate(specs):
-        pid = first_id + i
-        for k in range(images):
-            path = os.path.join(root, f"{pid:04d}_{k}.jpg")
-            synthetic.render_crop(spec, seed=seed * 7919 + pid * 31 + k).save(path, quality=95)
-            tag = "train" if i < n_train else ("query" if k == 0 else "gallery")
-            samples.append(fo.Sample(filepath=path, tags=[tag], person_id=pid,
-                                     description=synthetic.describe(spec, variant=k),
-                                     merged_attributes=synthetic.market_attributes(spec)))
-    ds.add_samples(samples)
-    return ds
 
 
 @pytest.fixture(scope="module")

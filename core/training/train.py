@@ -54,6 +54,7 @@ class TrainConfig:
     seed: int = defaults.TRAIN_SEED
     mixed_precision: str = defaults.TRAIN_MIXED_PRECISION
     device: str = None  # None: a GPU when visible, else CPU
+    num_workers: int = None  # data-loading processes; None: 0 on CPU, TRAIN_GPU_WORKERS on a GPU
     report_to: str = None  # "wandb" to also log to Weights & Biases
 
     def __post_init__(self):
@@ -66,6 +67,11 @@ class TrainConfig:
         for name in ("epochs", "batch_size"):
             if int(getattr(self, name)) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.report_to == "wandb":
+            import importlib.util
+
+            if importlib.util.find_spec("wandb") is None:
+                raise ValueError("report_to='wandb' needs the wandb package: pip install wandb (or leave report_to=None)")
         if self.learning_rate is None:
             self.learning_rate = defaults.TRAIN_LORA_LEARNING_RATE if self.mode == "lora" else defaults.TRAIN_LEARNING_RATE
         self.base_model = str(self.base_model)
@@ -112,6 +118,12 @@ def process_state(config):
     from ..models.loading import resolve_device
 
     return PartialState(cpu=resolve_device(config.device) == "cpu")
+
+
+def _workers(config, device):
+    if config.num_workers is not None:
+        return int(config.num_workers)
+    return defaults.TRAIN_GPU_WORKERS if device != "cpu" else 0
 
 
 def _mixed_precision(choice, device):
@@ -176,11 +188,9 @@ def train_matcher(train_items, val_items, output_dir, config=None, on_progress=N
     import torch
     from accelerate import Accelerator
     from accelerate.utils import DataLoaderConfiguration, set_seed
-    from transformers import get_cosine_schedule_with_warmup
 
     from ..models.loading import resolve_device
     from ..models.matcher import ImageTextMatcher, load_matcher
-    from .loss import contrastive_loss
 
     config = config or TrainConfig()
     check_training_data(train_items, val_items, config)
@@ -201,12 +211,9 @@ def train_matcher(train_items, val_items, output_dir, config=None, on_progress=N
     model.train()
     data = PairDataset(train_items, seed=config.seed)
     loader = torch.utils.data.DataLoader(data, batch_size=config.batch_size, shuffle=True, drop_last=True,
-                                         collate_fn=Collator(matcher),
+                                         collate_fn=Collator(matcher), num_workers=_workers(config, device),
                                          generator=torch.Generator().manual_seed(config.seed))
-    optimizer = torch.optim.AdamW(_param_groups(model, config.weight_decay), lr=config.learning_rate)
-    steps_per_epoch = len(loader) // accelerator.num_processes or 1
-    total_steps = steps_per_epoch * config.epochs
-    scheduler = get_cosine_schedule_with_warmup(optimizer, int(config.warmup_fraction * total_steps), total_steps)
+    optimizer, scheduler = make_optimizer(model, config, (len(loader) // accelerator.num_processes or 1) * config.epochs)
     model, optimizer, loader, scheduler = accelerator.prepare(model, optimizer, loader, scheduler)
     if config.report_to:
         accelerator.init_trackers("person-finder", config=dataclasses.asdict(config))
@@ -239,14 +246,8 @@ def train_matcher(train_items, val_items, output_dir, config=None, on_progress=N
         model.train()
         total, count = 0.0, 0
         for step, batch in enumerate(loader):
-            ids = batch.pop("person_ids")
-            out = model(**batch)
-            loss = contrastive_loss(config.loss, out.logits_per_image, ids, ids)
-            accelerator.backward(loss)
-            optimizer.step()
-            scheduler.step()
-            optimizer.zero_grad()
-            total, count = total + loss.item(), count + 1
+            loss = training_step(accelerator, model, optimizer, scheduler, batch, config.loss)
+            total, count = total + loss, count + 1
             notify(on_progress, (epoch + (step + 1) / max(len(loader), 1)) / config.epochs,
                    f"epoch {epoch + 1}/{config.epochs} loss {total / count:.4f}")
         record = dict(epoch=epoch + 1, loss=total / max(count, 1))
@@ -289,6 +290,30 @@ def train_matcher(train_items, val_items, output_dir, config=None, on_progress=N
     accelerator.end_training()
     notify(on_progress, 1.0, f"saved to {output_dir}")
     return result
+
+
+def make_optimizer(model, config, total_steps):
+    """AdamW (no decay on biases, norms, logit scale / bias) and a warmup + cosine schedule."""
+    import torch
+    from transformers import get_cosine_schedule_with_warmup
+
+    optimizer = torch.optim.AdamW(_param_groups(model, config.weight_decay), lr=config.learning_rate)
+    return optimizer, get_cosine_schedule_with_warmup(optimizer, int(config.warmup_fraction * total_steps), total_steps)
+
+
+def training_step(accelerator, model, optimizer, scheduler, batch, loss_name):
+    """One step of the loop on a collated batch (prepared objects); returns the loss as a float."""
+    from .loss import contrastive_loss
+
+    batch = dict(batch)
+    ids = batch.pop("person_ids")
+    out = model(**batch)
+    loss = contrastive_loss(loss_name, out.logits_per_image, ids, ids)
+    accelerator.backward(loss)
+    optimizer.step()
+    scheduler.step()
+    optimizer.zero_grad()
+    return loss.item()
 
 
 def _patience_exhausted(state, config):

@@ -1,0 +1,71 @@
+"""The fine-tune and evaluate operators through foo.execute_operator, immediate and delegated, on a real dataset."""
+
+import os
+
+import fiftyone.operators as foo
+import pytest
+
+from person_finder.core import defaults
+from person_finder.core.evaluation import load_evaluation
+from person_finder.core.kit import synthetic
+from person_finder.core.kit.people_training import write_people_dataset
+
+URI = defaults.PLUGIN_NAME + "/"
+
+
+@pytest.fixture(scope="module")
+def people(test_root):
+    ds = write_people_dataset(f"training-ops-{os.getpid()}", os.path.join(test_root, "training-ops"),
+                              synthetic.random_specs(12, seed=9), images=3)
+    yield ds
+    ds.delete()
+
+
+def _form(name, dataset, **params):
+    from fiftyone.operators.executor import ExecutionContext
+
+    ctx = ExecutionContext(request_params={"dataset_name": dataset.name, "params": params}, operator_uri=URI + name)
+    return foo.get_operator(URI + name).resolve_input(ctx).to_json()["type"]["properties"]
+
+
+def test_forms_read_the_shared_defaults(people):
+    form = _form("finetune_matcher", people)
+    assert form["base_model"]["default"] == defaults.MATCHER_MODEL
+    assert form["epochs"]["default"] == defaults.TRAIN_EPOCHS and form["delegate"]["default"] is True
+    evaluate = _form("evaluate_matchers", people)
+    assert evaluate["target_precision"]["default"] == defaults.CALIBRATION_TARGET_PRECISION
+
+
+def test_delegated_finetune_then_evaluation_table(people, tiny_siglip, finetuned_siglip, tmp_path):
+    from fiftyone.operators.delegated import DelegatedOperationService
+    from fiftyone.operators.executor import ExecutionRunState
+
+    out = str(tmp_path / "model")
+    queued = foo.execute_operator(URI + "finetune_matcher", ctx=dict(
+        view=people.view(), request_delegation=True,
+        params=dict(output_dir=out, base_model=tiny_siglip, epochs=1, batch_size=4, learning_rate=1e-3,
+                    val_fraction=0.34)))
+    service = DelegatedOperationService()
+    service.execute_queued_operations(operator=URI + "finetune_matcher", dataset_name=people.name)
+    doc = service.get(queued.result["id"])
+    assert doc.run_state == ExecutionRunState.COMPLETED, doc.result.error
+    assert doc.status.progress == 1.0
+    assert doc.result.result["model_dir"] == out and doc.result.result["epochs_run"] == 1
+    people.reload()
+    assert people.has_run(defaults.TRAIN_RUN_KEY)
+
+    result = foo.execute_operator(URI + "evaluate_matchers", ctx=dict(
+        view=people.view(), params=dict(zero_shot=tiny_siglip, finetuned=finetuned_siglip, delegate=False)))
+    rows = result.result["rows"]
+    assert [r["model"] for r in rows] == ["zero-shot", "fine-tuned"]
+    assert rows[1]["mAP"] > rows[0]["mAP"]
+    assert {trace["name"] for trace in result.result["plot"]} == {"zero-shot", "fine-tuned"}
+    stored = load_evaluation(people)
+    assert stored[1]["mAP"] == rows[1]["mAP"] and stored[1]["calibrated_on"] == "val"
+    assert 0.0 <= stored[1]["recall"] <= 1.0
+
+
+def test_evaluation_refuses_a_dataset_without_gallery(people):
+    with pytest.raises(Exception, match="gallery"):
+        foo.execute_operator(URI + "evaluate_matchers", ctx=dict(
+            view=people.match_tags("train"), params=dict(zero_shot="x", delegate=False))).raise_exceptions()
