@@ -58,12 +58,30 @@ def load_datasets(scenes, video, name):
     return images, videos
 
 
+def true_person(row, scenes, video):
+    """The synthetic person under a ranked row's box (best IoU with the known boxes), as a description."""
+    from person_finder.core.video import iou
+
+    def xyxy(box):
+        return [box[0], box[1], box[0] + box[2], box[1] + box[3]]
+
+    if row["frame_number"] is None:
+        scene = next(s for s in scenes if s.filepath == row["filepath"])
+        candidates = zip(scene.specs, scene.boxes)
+    else:
+        candidates = [(video.specs[p], frames[row["frame_number"]]) for p, frames in video.tracks.items()
+                      if row["frame_number"] in frames]
+    best = max(candidates, key=lambda c: iou(xyxy(c[1]), xyxy(row["bounding_box"])), default=None)
+    return synthetic.describe(best[0]) if best else "?"
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--query", default=QUERY)
     parser.add_argument("--workdir", default=os.path.expanduser("~/.cache/person-finder/demo"))
     parser.add_argument("--name", default="person-finder-demo")
     parser.add_argument("--offline", action="store_true", help="use the small local models even when online")
+    parser.add_argument("--matcher", help="a matcher folder or hub id to use instead of the automatic choice")
     parser.add_argument("--scenes", type=int, default=8)
     parser.add_argument("--frames", type=int, default=150)
     args = parser.parse_args(argv)
@@ -72,7 +90,10 @@ def main(argv=None):
     from person_finder.core.search import index_persons, rank_persons, search_persons
 
     os.makedirs(args.workdir, exist_ok=True)
-    if not args.offline and hub_reachable():
+    if args.matcher:
+        print(f"Using the matcher {args.matcher} and the scenes' known person boxes")
+        matcher, detector, detections_field = args.matcher, None, "ground_truth"
+    elif not args.offline and hub_reachable():
         print(f"Using the real default models: matcher {defaults.MATCHER_MODEL}, detector {defaults.DETECTOR_MODEL}")
         matcher, detector, detections_field = defaults.MATCHER_MODEL, defaults.DETECTOR_MODEL, None
     else:
@@ -93,13 +114,14 @@ def main(argv=None):
         search_persons(dataset, args.query)
         rows = rank_persons(dataset, args.query, k=5)
         print(f"\nTop matches for {args.query!r} in {dataset.name}:")
-        print(f"{'rank':>4}  {'similarity':>10}  {'probability':>11}  {'match':>5}  where")
+        print(f"{'rank':>4}  {'similarity':>10}  {'probability':>11}  {'match':>5}  {'where':<34} who (ground truth)")
         for rank, row in enumerate(rows, 1):
             where = os.path.basename(row["filepath"])
             if row["frame_number"] is not None:
                 where += f" frame {row['frame_number']} track {row['track_id']}"
             probability = "-" if row["probability"] is None else f"{row['probability']:.3f}"
-            print(f"{rank:>4}  {row['similarity']:>10.3f}  {probability:>11}  {str(row['match']):>5}  {where}")
+            print(f"{rank:>4}  {row['similarity']:>10.3f}  {probability:>11}  {str(row['match']):>5}  {where:<34} "
+                  f"{true_person(row, scenes, video)}")
     spans = videos.first()[defaults.VIDEO_MATCHES_FIELD]
     if spans is not None:
         for span in spans.detections:
