@@ -182,11 +182,12 @@ def test_video_tracks_one_embedding_per_track_and_spans(video_dataset, tiny_sigl
     assert len(top) == 2 and top.first()[defaults.PERSONS_FIELD][defaults.SIMILARITY_ATTR] == pytest.approx(best)
 
 
-def test_video_export(video_dataset, tiny_siglip, test_root):
+def test_video_export_after_botsort_tracking(video_dataset, tiny_siglip, test_root):
     from person_finder.core.export import export_results
 
     dataset, truth = video_dataset
-    index_persons(dataset, matcher=tiny_siglip, detections_field="ground_truth")
+    index_persons(dataset, matcher=tiny_siglip, detections_field="ground_truth", tracker="botsort")
+    assert dataset.first()[defaults.PERSON_TRACKS_FIELD] == 3
     search_persons(dataset, QUERY)
     (path,) = export_results(dataset, os.path.join(test_root, "export-video", dataset.name))
     import cv2
@@ -431,3 +432,33 @@ def test_indexing_a_view_keeps_the_rest_of_the_index(scenes_dataset, tiny_siglip
     rows = rank_persons(dataset, QUERY, k=None)
     assert len(rows) == 6 and {r["sample_id"] for r in rows} == {first, second}
     assert len(rank_persons(dataset.select(second), QUERY, k=None)) == 3
+
+
+def test_track_embedding_is_refreshed_when_the_box_changes_shape(test_root):
+    from person_finder.core.video import track_video
+
+    truth = synthetic.write_video(os.path.join(test_root, "refresh", "walk.mp4"), synthetic.random_specs(1, seed=3),
+                                  num_frames=24, width=320, height=180, seed=4)
+    width, height = truth.frame_size
+    (track,) = truth.tracks.values()
+
+    def detect(numbers, frames, crouch_from=None):
+        out = []
+        for n in numbers:
+            x, y, w, h = track.get(n, (0, 0, 0, 0))
+            if crouch_from and n >= crouch_from:
+                y, h = y + h / 2, h / 2  # half the height: the old crop no longer represents the person
+            out.append(np.asarray([[x * width, y * height, (x + w) * width, (y + h) * height, 0.9]] if w else [],
+                                  dtype=np.float32).reshape(-1, 5))
+        return out
+
+    embed = lambda crops: np.ones((len(crops), 4), np.float32) / 2  # noqa: E731
+    first, last = min(track), max(track)
+    steady = track_video(truth.filepath, detect, embed, refresh_frames=1000)
+    crouching = track_video(truth.filepath, lambda n, f: detect(n, f, crouch_from=first + 5), embed,
+                            refresh_frames=1000)
+    periodic = track_video(truth.filepath, detect, embed, refresh_frames=5, refresh_iou=0.0)
+    assert steady.encoder_crops == 1 and crouching.encoder_crops == 2
+    span = last - first + 1  # a track born after frame 1 is confirmed (and embedded) one frame later
+    assert periodic.encoder_crops in (-(-span // 5), -(-(span - 1) // 5))
+    assert sum(len(p) for p in steady.frames.values()) == len(track)
