@@ -181,7 +181,6 @@ def bench_video(root, truth, siglip_dir, yolo_path):
     crops = [frames[i][int(b[1]):int(b[3]), int(b[0]):int(b[2])] for i in range(len(frames)) for b in boxes[i]]
     crops = [crops[int(j)] for j in np.linspace(0, len(crops) - 1, summary["encoder_crops"])]
     _, t_encode = timed(lambda: matcher.embed_images(crops))
-    del frames
     ds.delete()
     return {
         "frames": truth.num_frames, "people": len(truth.specs), "tracks": summary["tracks"],
@@ -236,7 +235,6 @@ def memory_run(video, tiny_dir):
     """Child process: index + search one video with the tiny matcher; prints peak RSS figures (MiB)."""
     import fiftyone as fo
 
-    from person_finder.core.kit import synthetic  # noqa: F401 - same imports in both runs
     from person_finder.core.models.matcher import load_matcher
     from person_finder.core.search import index_persons, search_persons
 

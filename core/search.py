@@ -61,22 +61,31 @@ def _load_matcher(name_or_path, device=None, batch_size=defaults.MATCHER_BATCH_S
 # --------------------------------------------------------------------------- validation
 
 
-def _check_field(samples, path, label_type):
-    """Raise if ``path`` is not a field of ``label_type`` (e.g. Detections) on ``samples``."""
+def _check_detections_field(samples, path):
+    """Raise if ``path`` is not a Detections field of ``samples``, naming the ones there are."""
+    import fiftyone.core.labels as fol
+
     field = samples.get_field(path)
     if field is None:
-        allowed = _fields_of_type(samples, label_type)
         raise ValueError(f"field {path!r} does not exist on {samples._root_dataset.name!r}; "
-                         f"{label_type.__name__} fields there: {allowed}")
-    if getattr(field, "document_type", None) is not label_type:
-        raise ValueError(f"field {path!r} is not a {label_type.__name__} field; "
-                         f"{label_type.__name__} fields: {_fields_of_type(samples, label_type)}")
+                         f"Detections fields there: {detections_fields(samples)}")
+    if getattr(field, "document_type", None) is not fol.Detections:
+        raise ValueError(f"field {path!r} is not a Detections field; Detections fields: {detections_fields(samples)}")
 
 
-def _fields_of_type(samples, label_type):
-    prefix = "frames." if samples.media_type == "video" else ""
-    schema = samples.get_frame_field_schema() if prefix else samples.get_field_schema()
-    return [prefix + name for name, f in schema.items() if getattr(f, "document_type", None) is label_type]
+def detections_fields(samples, exclude=()):
+    """Names of the Detections fields (frame fields for videos, without ``frames.``) a search can read.
+
+    Example::
+
+        detections_fields(dataset, exclude=["persons"])   # ['ground_truth']
+    """
+    import fiftyone.core.labels as fol
+
+    video = samples.media_type == "video"
+    schema = (samples.get_frame_field_schema() if video else samples.get_field_schema()) or {}
+    return [name for name, f in schema.items()
+            if getattr(f, "document_type", None) is fol.Detections and name not in exclude]
 
 
 def check_threshold(threshold, threshold_type):
@@ -128,8 +137,6 @@ def index_persons(samples, matcher=defaults.MATCHER_MODEL, detector=defaults.DET
 
         index_persons(dataset, detections_field="ground_truth", brain_key="people")
     """
-    import fiftyone.core.labels as fol
-
     from .models.detector import load_detector
     from .video import TRACKERS
 
@@ -138,7 +145,7 @@ def index_persons(samples, matcher=defaults.MATCHER_MODEL, detector=defaults.DET
     if detections_field:
         if detections_field.startswith("frames."):
             detections_field = detections_field[len("frames."):]
-        _check_field(samples, _detections_path(samples, detections_field), fol.Detections)
+        _check_detections_field(samples, _detections_path(samples, detections_field))
         if detections_field == persons_field:
             raise ValueError(f"detections_field and persons_field are both {persons_field!r}; the persons "
                              f"field is rewritten by each run, so read your boxes from another field")

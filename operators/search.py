@@ -9,18 +9,6 @@ from ..core import defaults
 from . import common
 
 
-def _detection_fields(ctx):
-    """Detections fields of the dataset (frame fields for videos), for the form's dropdown."""
-    import fiftyone.core.labels as fol
-
-    if ctx.dataset is None:
-        return []
-    video = ctx.dataset.media_type == "video"
-    schema = ctx.dataset.get_frame_field_schema() if video else ctx.dataset.get_field_schema()
-    return [name for name, field in (schema or {}).items()
-            if getattr(field, "document_type", None) is fol.Detections and name != defaults.PERSONS_FIELD]
-
-
 class IndexPersons(foo.Operator):
     """Find the people in images / videos, track them, embed them once, and index the embeddings."""
 
@@ -38,8 +26,10 @@ class IndexPersons(foo.Operator):
         inputs.view_target(ctx)
         inputs.str("matcher", default=defaults.MATCHER_MODEL, label="Matcher",
                    description="Hugging Face id or local folder of a SigLIP / SigLIP 2 / CLIP model")
+        from ..core.search import detections_fields
+
         choices = types.Dropdown()
-        for name in _detection_fields(ctx):
+        for name in (detections_fields(ctx.dataset, exclude=[defaults.PERSONS_FIELD]) if ctx.dataset else []):
             choices.add_choice(name, label=name)
         inputs.enum("detections_field", choices.values(), default=None, view=choices, label="Existing detections",
                     description="Use these boxes instead of running the detector (left empty: run YOLO)")
