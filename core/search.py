@@ -119,8 +119,12 @@ def index_persons(samples, matcher=defaults.MATCHER_MODEL, detector=defaults.DET
                   refresh_frames=defaults.TRACK_REFRESH_FRAMES, refresh_iou=defaults.TRACK_REFRESH_IOU,
                   tracker=defaults.TRACKER, batch_size=defaults.MATCHER_BATCH_SIZE,
                   detector_batch_size=defaults.DETECTOR_BATCH_SIZE, overwrite=False, backend=None,
-                  device=None, on_progress=None):
+                  device=None, runtime=defaults.INFERENCE_RUNTIME, on_progress=None):
     """Detect (or read), track and embed the people of images or videos; index their embeddings.
+
+    ``runtime="onnx"`` runs the detector and the matcher's image tower on ONNX
+    Runtime (exported once and cached, see :mod:`core.onnx`); ``backend``
+    picks the vector store of the index (see :mod:`core.backends`).
 
     ``detector`` is an Ultralytics weights name / file or a loaded
     :class:`core.models.detector.PersonDetector`. ``detections_field`` names an existing Detections field (``frames.`` is
@@ -138,8 +142,10 @@ def index_persons(samples, matcher=defaults.MATCHER_MODEL, detector=defaults.DET
         index_persons(dataset, detections_field="ground_truth", brain_key="people")
     """
     from .models.detector import load_detector
+    from .onnx import validate_runtime, with_runtime
     from .video import TRACKERS
 
+    validate_runtime(runtime)
     if samples.media_type not in ("image", "video"):
         raise ValueError(f"person search works on image or video datasets, not {samples.media_type!r}")
     if detections_field:
@@ -160,11 +166,12 @@ def index_persons(samples, matcher=defaults.MATCHER_MODEL, detector=defaults.DET
     if not 0.0 <= float(confidence) <= 1.0:
         raise ValueError(f"confidence must be in [0, 1], got {confidence}")
 
-    match = _load_matcher(matcher, device=device, batch_size=batch_size)
+    match = with_runtime(_load_matcher(matcher, device=device, batch_size=batch_size), runtime)
     if hasattr(detector, "detect"):  # an already loaded PersonDetector (or anything with its .detect)
         find = lambda: detector  # noqa: E731
     else:  # loaded on first use: a re-run that only re-embeds stored boxes needs no detector
-        find = functools.lru_cache(maxsize=1)(lambda: load_detector(detector, confidence=confidence, device=device))
+        find = functools.lru_cache(maxsize=1)(
+            lambda: with_runtime(load_detector(detector, confidence=confidence, device=device), runtime))
     previous = _existing_gallery(samples, brain_key, matcher, overwrite)
     if samples.media_type == "video":
         summary, embeddings = _index_videos(samples, match, find, detections_field, persons_field, previous,

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import fiftyone.operators.types as types
 
+from ..core import defaults
+
 
 def add_execution_mode(ctx, inputs, delegate_by_default=True):
     """Offer "run now" vs "delegate" in the form, with the operator's default."""
@@ -31,3 +33,11 @@ def progress_reporter(ctx):
         ctx.set_progress(progress=fraction, label=label)
 
     return report
+
+
+def add_backend_choice(inputs):
+    """The vector-backend dropdown of the operators that build a similarity index."""
+    inputs.enum("backend", list(defaults.INDEX_BACKENDS), default=defaults.INDEX_BACKEND, label="Vector backend",
+                view=types.DropdownView(),
+                description="Where the vectors live; LanceDB / servers need their location set for every "
+                            "process (see the README's scale section)")

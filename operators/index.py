@@ -37,10 +37,7 @@ class BuildTextIndex(foo.Operator):
         inputs.enum("patches_field", choices.values(), default=None, view=choices, label="Patches field",
                     description="Index the boxes of this Detections field instead of whole images")
         inputs.int("batch_size", default=defaults.MATCHER_BATCH_SIZE, min=1, label="Batch size")
-        inputs.enum("backend", list(defaults.INDEX_BACKENDS), default=defaults.INDEX_BACKEND, label="Vector backend",
-                    view=types.DropdownView(),
-                    description="Where the vectors live; LanceDB / servers need their location set for every "
-                                "process (see the README's scale section)")
+        common.add_backend_choice(inputs)
         common.add_execution_mode(ctx, inputs)
         return types.Property(inputs, view=types.View(label="Build text index"))
 

@@ -46,6 +46,9 @@ class IndexPersons(foo.Operator):
                 trackers.add_choice(name, label=name)
             inputs.enum("tracker", trackers.values(), default=defaults.TRACKER, view=trackers, label="Tracker")
         inputs.str("brain_key", default=defaults.PERSON_INDEX_KEY, label="Index name (brain key)")
+        common.add_backend_choice(inputs)
+        inputs.enum("runtime", list(defaults.INFERENCE_RUNTIMES), default=defaults.INFERENCE_RUNTIME,
+                    label="Inference runtime", description="onnx: detector and image tower on ONNX Runtime (CPU)")
         inputs.bool("overwrite", default=False, label="Redo everything",
                     description="Off: only samples not yet indexed are processed")
         common.add_execution_mode(ctx, inputs)
@@ -66,6 +69,7 @@ class IndexPersons(foo.Operator):
             detect_every=p.get("detect_every", defaults.VIDEO_DETECT_EVERY),
             refresh_frames=p.get("refresh_frames", defaults.TRACK_REFRESH_FRAMES),
             tracker=p.get("tracker", defaults.TRACKER), overwrite=p.get("overwrite", False),
+            backend=p.get("backend"), runtime=p.get("runtime", defaults.INFERENCE_RUNTIME),
             on_progress=common.progress_reporter(ctx),
         )
 
