@@ -109,7 +109,7 @@ def _tower_hash(matcher):
 
 
 def _pixel_size(matcher):
-    pixels = matcher._image_inputs([np.zeros((8, 8, 3), dtype=np.uint8)])["pixel_values"]
+    pixels = matcher.image_inputs([np.zeros((8, 8, 3), dtype=np.uint8)])["pixel_values"]
     return tuple(pixels.shape[1:])
 
 
@@ -166,7 +166,7 @@ class OnnxImageTextMatcher(ImageTextMatcher):
         """Embed RGB images into unit vectors with ONNX Runtime, ``batch_size`` at a time."""
         batch_size = batch_size or self.batch_size
         out = [
-            self.session.run(None, {"pixel_values": self._image_inputs(images[start:start + batch_size])
+            self.session.run(None, {"pixel_values": self.image_inputs(images[start:start + batch_size])
                                     ["pixel_values"].numpy().astype(np.float32)})[0]
             for start in range(0, len(images), batch_size)
         ]

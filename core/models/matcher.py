@@ -82,7 +82,8 @@ class ImageTextMatcher:
         config = self.model.config
         return int(getattr(config, "projection_dim", None) or config.vision_config.hidden_size)
 
-    def _image_inputs(self, images):
+    def image_inputs(self, images):
+        """Pixel tensors for ``images`` as the model expects them: RGB, whole body (never centre-cropped)."""
         arrays = [to_rgb_array(im) for im in images]
         kwargs = {}
         image_processor = getattr(self.processor, "image_processor", self.processor)
@@ -114,7 +115,7 @@ class ImageTextMatcher:
         out = []
         with torch.inference_mode():
             for start in range(0, len(images), batch_size):
-                inputs = self._image_inputs(images[start:start + batch_size])
+                inputs = self.image_inputs(images[start:start + batch_size])
                 pixels = inputs["pixel_values"].to(self.device, dtype=self.model.dtype)
                 feats = _features(self.model.get_image_features(pixel_values=pixels))
                 out.append(torch.nn.functional.normalize(feats.float(), dim=-1).cpu().numpy())

@@ -238,5 +238,5 @@ class Collator:
         import torch
 
         images, texts, ids = zip(*batch)
-        pixels = self.matcher._image_inputs(list(images))["pixel_values"]
+        pixels = self.matcher.image_inputs(list(images))["pixel_values"]
         return dict(pixel_values=pixels, **self.matcher.text_inputs(list(texts)), person_ids=torch.tensor(ids))
