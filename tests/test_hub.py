@@ -26,6 +26,11 @@ class FakeHub:
     def __init__(self, root, monkeypatch):
         self.root = str(root)
         import huggingface_hub as h
+        import fiftyone.utils.huggingface as fouh
+
+        # FiftyOne's lazy module copies huggingface_hub's attributes when first used: point it at the
+        # real module so the patches below apply however early it was first used in this session.
+        monkeypatch.setattr(fouh, "hfh", h)
         monkeypatch.setattr(h, "whoami", lambda token=None: {"name": "tester"})
         monkeypatch.setattr(h, "create_repo", lambda *a, **k: None)
         monkeypatch.setattr(h.HfApi, "upload_file", lambda api, path_or_fileobj, path_in_repo, **k:

@@ -93,9 +93,13 @@ def make_tiny_dinov2(folder, hidden_size=32, image_size=56, patch_size=14, layer
     return folder
 
 
-def make_tiny_yolo(path, config="yolov8n.yaml"):
+def make_tiny_yolo(path, config="yolov8n.yaml", seed=0):
     """Save a YOLO detector with random weights, built from an Ultralytics config, to ``path`` (.pt)."""
+    import torch
+
     from ..models.detector import apply_ultralytics_offline_switches, preserve_torch_threads
+
+    torch.manual_seed(seed)
 
     apply_ultralytics_offline_switches(offline=True)
     from ultralytics import YOLO
