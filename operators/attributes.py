@@ -16,13 +16,9 @@ class GeneratePersonAttributes(foo.Operator):
 
     @property
     def config(self):
-        return foo.OperatorConfig(
-            name="generate_person_attributes",
-            label="Person Finder: generate attributes",
-            description="Clothing, bags, accessories and a description per person crop (Gemini or zero-shot)",
-            dynamic=True,
-            allow_immediate_execution=True,
-            allow_delegated_execution=True,
+        return common.long_running_config(
+            "generate_person_attributes", "generate attributes",
+            "Clothing, bags, accessories and a description per person crop (Gemini or zero-shot)",
         )
 
     def resolve_input(self, ctx):
@@ -86,13 +82,9 @@ class MergePersonAttributes(foo.Operator):
 
     @property
     def config(self):
-        return foo.OperatorConfig(
-            name="merge_person_attributes",
-            label="Person Finder: merge attributes per identity",
-            description="Vote per attribute across the views of each person_id (or track id)",
-            dynamic=True,
-            allow_immediate_execution=True,
-            allow_delegated_execution=True,
+        return common.long_running_config(
+            "merge_person_attributes", "merge attributes per identity",
+            "Vote per attribute across the views of each person_id (or track id)",
         )
 
     def resolve_input(self, ctx):

@@ -2,9 +2,16 @@
 
 from __future__ import annotations
 
+import fiftyone.operators as foo
 import fiftyone.operators.types as types
 
 from ..core import defaults
+
+
+def long_running_config(name, label, description):
+    """The config of an operator that may run now or as a delegated job (the user picks in the form)."""
+    return foo.OperatorConfig(name=name, label=f"Person Finder: {label}", description=description, dynamic=True,
+                              allow_immediate_execution=True, allow_delegated_execution=True)
 
 
 def add_execution_mode(ctx, inputs, delegate_by_default=True):

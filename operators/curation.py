@@ -11,11 +11,6 @@ from ..core import defaults
 from . import common
 
 
-def _config(name, label, description):
-    return foo.OperatorConfig(name=name, label=f"Person Finder: {label}", description=description, dynamic=True,
-                              allow_immediate_execution=True, allow_delegated_execution=True)
-
-
 def _folder_input(inputs, ctx, name, label, description, required=True):
     """A path field that turns red in the form when the folder does not exist."""
     prop = inputs.str(name, required=required, label=label, description=description)
@@ -59,7 +54,7 @@ class ImportMarket1501(foo.Operator):
 
     @property
     def config(self):
-        return _config("import_market1501", "import Market-1501",
+        return common.long_running_config("import_market1501", "import Market-1501",
                        "Import bounding_box_train / query / bounding_box_test with ids, cameras and splits")
 
     def resolve_input(self, ctx):
@@ -96,7 +91,7 @@ class FindNearDuplicates(foo.Operator):
 
     @property
     def config(self):
-        return _config("find_near_duplicates", "find near-duplicates (dry run)",
+        return common.long_running_config("find_near_duplicates", "find near-duplicates (dry run)",
                        "Tag near-duplicate crops and save views of them; nothing is deleted")
 
     def resolve_input(self, ctx):
@@ -128,7 +123,7 @@ class RemoveNearDuplicates(foo.Operator):
 
     @property
     def config(self):
-        return _config("remove_near_duplicates", "remove near-duplicates",
+        return common.long_running_config("remove_near_duplicates", "remove near-duplicates",
                        "Delete non-representative near-duplicates found by the matching dry run")
 
     def resolve_input(self, ctx):
@@ -156,7 +151,7 @@ class CheckSplitLeakage(foo.Operator):
 
     @property
     def config(self):
-        return _config("check_split_leakage", "check split leakage",
+        return common.long_running_config("check_split_leakage", "check split leakage",
                        "Tag near-duplicates that cross train, val and test, and save a view of them")
 
     def resolve_input(self, ctx):
@@ -179,7 +174,7 @@ class PublishToHub(foo.Operator):
 
     @property
     def config(self):
-        return _config("publish_to_hub", "publish to Hugging Face Hub",
+        return common.long_running_config("publish_to_hub", "publish to Hugging Face Hub",
                        "Push the dataset with FiftyOne's hub format and a Person Finder dataset card")
 
     def resolve_input(self, ctx):
@@ -216,7 +211,7 @@ class LoadFromHub(foo.Operator):
 
     @property
     def config(self):
-        return _config("load_from_hub", "load from Hugging Face Hub",
+        return common.long_running_config("load_from_hub", "load from Hugging Face Hub",
                        "Load a dataset published with FiftyOne's hub format")
 
     def resolve_input(self, ctx):

@@ -14,13 +14,9 @@ class BuildTextIndex(foo.Operator):
 
     @property
     def config(self):
-        return foo.OperatorConfig(
-            name="build_text_index",
-            label="Person Finder: build text index",
-            description="Index images or person patches with SigLIP so they can be searched by text",
-            dynamic=True,
-            allow_immediate_execution=True,
-            allow_delegated_execution=True,
+        return common.long_running_config(
+            "build_text_index", "build text index",
+            "Index images or person patches with SigLIP so they can be searched by text",
         )
 
     def resolve_input(self, ctx):

@@ -14,11 +14,10 @@ class IndexPersons(foo.Operator):
 
     @property
     def config(self):
-        return foo.OperatorConfig(
-            name="index_persons", label="Person Finder: index persons",
-            description="Detect (or read) people, track them in videos and store their SigLIP embeddings "
-                        "so text searches only embed the text",
-            dynamic=True, allow_immediate_execution=True, allow_delegated_execution=True,
+        return common.long_running_config(
+            "index_persons", "index persons",
+            "Detect (or read) people, track them in videos and store their SigLIP embeddings "
+            "so text searches only embed the text",
         )
 
     def resolve_input(self, ctx):

@@ -16,13 +16,9 @@ class FinetuneMatcher(foo.Operator):
 
     @property
     def config(self):
-        return foo.OperatorConfig(
-            name="finetune_matcher",
-            label="Person Finder: fine-tune matcher",
-            description="Fine-tune SigLIP on the train split's descriptions; resumable; recorded as a run",
-            dynamic=True,
-            allow_immediate_execution=True,
-            allow_delegated_execution=True,
+        return common.long_running_config(
+            "finetune_matcher", "fine-tune matcher",
+            "Fine-tune SigLIP on the train split's descriptions; resumable; recorded as a run",
         )
 
     def resolve_input(self, ctx):
@@ -74,14 +70,10 @@ class EvaluateMatchers(foo.Operator):
 
     @property
     def config(self):
-        return foo.OperatorConfig(
-            name="evaluate_matchers",
-            label="Person Finder: evaluate and calibrate matchers",
-            description="Text-to-person Rank-k / mAP / mINP on query vs gallery, zero-shot vs fine-tuned, "
-                        "with a threshold calibrated to a target precision",
-            dynamic=True,
-            allow_immediate_execution=True,
-            allow_delegated_execution=True,
+        return common.long_running_config(
+            "evaluate_matchers", "evaluate and calibrate matchers",
+            "Text-to-person Rank-k / mAP / mINP on query vs gallery, zero-shot vs fine-tuned, "
+            "with a threshold calibrated to a target precision",
         )
 
     def resolve_input(self, ctx):
