@@ -14,7 +14,6 @@ Prints a table and writes bench/results/dedupe.json. Runs in a few minutes:
 """
 
 import argparse
-import json
 import os
 import sys
 import tempfile
@@ -24,6 +23,8 @@ import tracemalloc
 import numpy as np
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+import _report  # noqa: E402
 DIM = 384
 
 
@@ -151,10 +152,13 @@ def main():
         results["fiftyone_find_duplicates"] = r
         print(f"{'fiftyone find_dups':<22}{r['n']:>8}{r['seconds']:>9}{r['peak_mb']:>9}{r['duplicates']:>8}"
               f"{r['planted']:>8}   ({r['note']})")
-    os.makedirs(os.path.join(HERE, "results"), exist_ok=True)
-    with open(os.path.join(HERE, "results", "dedupe.json"), "w") as f:
-        json.dump(results, f, indent=2)
-    print("wrote bench/results/dedupe.json")
+    figures = [_report.figure("DINOv2-small embedding throughput", e["crops_per_s"], "crops/s")]
+    for n, rows in results["search"].items():
+        for scope, r in rows.items():
+            figures += [_report.figure(f"duplicate search {scope}, {n} crops", r["seconds"], "s"),
+                        _report.figure(f"duplicate search {scope}, {n} crops: peak memory", r["peak_mb"], "MB",
+                                       ("<", r["dense_matrix_mb"]), "target: below a dense N x N matrix")]
+    _report.write("dedupe", figures, details=results)
 
 
 if __name__ == "__main__":

@@ -16,7 +16,6 @@ bench/results/gemini.json; about 1.5 minutes:
 """
 
 import argparse
-import json
 import os
 import sys
 import tempfile
@@ -24,6 +23,7 @@ import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(os.path.dirname(HERE), "tests"))
+sys.path.insert(0, HERE)
 
 from person_finder.core.kit.mongo import start_private_mongod  # noqa: E402
 
@@ -32,6 +32,7 @@ start_private_mongod(os.path.join(TMP, "db"))
 os.environ.setdefault("FIFTYONE_DO_NOT_TRACK", "true")
 os.environ.setdefault("FIFTYONE_SHOW_PROGRESS_BARS", "false")
 
+import _report  # noqa: E402
 import fiftyone as fo  # noqa: E402
 from fake_gemini import FakeGemini, add_people  # noqa: E402
 from person_finder.core import defaults  # noqa: E402
@@ -91,10 +92,14 @@ def main():
           f"(target >= 6x)")
     print(f"  server limit {args.rpm} RPM: achieved {in_first_minute} in the first minute "
           f"({figures['rpm_fraction'] * 100:.1f}%, target >= 90%), 429s: {figures['rate_limited_429']}")
-    print(f"  targets met: {figures['targets_met']}")
-    os.makedirs(os.path.join(HERE, "results"), exist_ok=True)
-    with open(os.path.join(HERE, "results", "gemini.json"), "w") as f:
-        json.dump(figures, f, indent=2)
+    _report.write("gemini", [
+        _report.figure("sequential throughput", round(seq_rate, 2), "calls/s"),
+        _report.figure(f"throughput, concurrency {defaults.GEMINI_CONCURRENCY} / sequential", round(figures["speedup"], 2),
+                       "x", (">=", 6)),
+        _report.figure(f"achieved / server limit of {args.rpm} RPM (first minute)", figures["rpm_fraction"], "",
+                       (">=", 0.9)),
+        _report.figure("429 answers during the RPM run", figures["rate_limited_429"], "", ("<=", max(2, args.rpm // 100))),
+    ], details=figures)
 
 
 if __name__ == "__main__":

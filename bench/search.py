@@ -32,6 +32,8 @@ import time
 import numpy as np
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+import _report  # noqa: E402
 QUERY = "red top and blue trousers"
 TARGET_INDEX = 2  # the walker in a red top and blue trousers
 SECOND_QUERY = "a woman in a white t-shirt with a brown shoulder bag"
@@ -334,35 +336,24 @@ def main():
 
 def report(r):
     t, v, im, m = r["tracking"], r["video"], r["images"], r["memory"]
-    rows = [
-        ("encoder crops, tracked / naive", f"{t['tracked_crops']} / {t['naive_crops']} = 1/{1 / t['ratio']:.1f}"
-         f" (same matching tracks: {t['same_matching_tracks']}, target first: {t['target_ranked_first']})",
-         "<= 1/30",
-         t["ratio"] <= 1 / 30 and t["same_matching_tracks"]),
-        ("2nd query vs processing again (video)", f"{v['requery_speedup']:.0f}x ({v['second_query_s'] * 1e3:.0f} ms"
-         f" vs {v['index_s']:.1f} s); rank only {v['rank_speedup']:.0f}x", ">= 1000x", v["requery_speedup"] >= 1000),
-        ("same text, new threshold (video)", f"{v['index_s'] / v['same_text_new_threshold_s']:.0f}x "
-         f"({v['same_text_new_threshold_s'] * 1e3:.0f} ms)", ">= 1000x",
-         v["index_s"] / v["same_text_new_threshold_s"] >= 1000),
-        ("2nd query vs processing again (images)", f"{im['requery_speedup']:.0f}x", ">= 1000x",
-         im["requery_speedup"] >= 1000),
-        ("end-to-end / (detector + encoder fwd)", f"{v['overhead_ratio']:.2f} ({v['end_to_end_s']:.1f} s vs "
-         f"{v['detector_forward_s']:.1f} + {v['encoder_forward_s']:.1f} s)", "<= 1.2", v["overhead_ratio"] <= 1.2),
-        ("batched / per-crop embedding", f"{im['batching_speedup']:.2f}x ({im['batched_crops_per_s']:.1f} vs "
-         f"{im['single_crops_per_s']:.1f} crops/s)", ">= 1.5x", im["batching_speedup"] >= 1.5),
-        (f"peak RSS {m['lengths'][1]} / {m['lengths'][0]} frames", f"{m['peak_ratio']:.3f} (growth above "
-         f"baseline {m['growth_ratio']:.2f}x)", "<= 1.10", m["peak_ratio"] <= 1.10),
+    fig = _report.figure
+    figures = [
+        fig("encoder crops, tracked / naive", round(t["ratio"], 4), "", ("<=", round(1 / 30, 4)),
+            f"{t['tracked_crops']} / {t['naive_crops']} = 1/{1 / t['ratio']:.1f}; same matching tracks: "
+            f"{t['same_matching_tracks']}, described person ranked first: {t['target_ranked_first']}"),
+        fig("2nd query vs processing again (video)", round(v["requery_speedup"], 1), "x", (">=", 1000),
+            f"{v['second_query_s'] * 1e3:.0f} ms vs {v['index_s']:.1f} s; ranking only {v['rank_speedup']:.0f}x"),
+        fig("same text, new threshold (video)", round(v["index_s"] / v["same_text_new_threshold_s"], 1), "x",
+            (">=", 1000), f"{v['same_text_new_threshold_s'] * 1e3:.0f} ms"),
+        fig("2nd query vs processing again (images)", round(im["requery_speedup"], 1), "x", (">=", 1000)),
+        fig("end-to-end / (detector + encoder forward)", round(v["overhead_ratio"], 3), "", ("<=", 1.2),
+            f"{v['end_to_end_s']:.1f} s vs {v['detector_forward_s']:.1f} + {v['encoder_forward_s']:.1f} s"),
+        fig("batched / per-crop embedding", round(im["batching_speedup"], 2), "x", (">=", 1.5),
+            f"{im['batched_crops_per_s']:.1f} vs {im['single_crops_per_s']:.1f} crops/s"),
+        fig(f"peak RSS {m['lengths'][1]} / {m['lengths'][0]} frames", round(m["peak_ratio"], 3), "", ("<=", 1.10),
+            f"growth above baseline {m['growth_ratio']:.2f}x"),
     ]
     print(f"\nPerson search benchmark ({r['models']}; {r['device']}, {r['threads']} threads; "
-          f"{v['frames']}-frame 1280x720 video, {v['people']} people; {im['images']} scene images)")
-    for name, value, target, ok in rows:
-        print(f"  {name:40s} {value:60s} target {target:8s} {'met' if ok else 'NOT met'}")
-    print(f"  total {r['total_s']:.0f} s")
-    os.makedirs(os.path.join(HERE, "results"), exist_ok=True)
-    r["targets_met"] = {name: bool(ok) for name, _, _, ok in rows}
-    with open(os.path.join(HERE, "results", "search.json"), "w") as f:
-        json.dump(r, f, indent=2, default=float)
-
-
-if __name__ == "__main__":
-    main()
+          f"{v['frames']}-frame 1280x720 video, {v['people']} people; {im['images']} scene images; "
+          f"total {r['total_s']:.0f} s)")
+    _report.write("search", figures, details=r)

@@ -28,6 +28,8 @@ import tempfile
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+import _report  # noqa: E402
 MODEL = dict(hidden_size=256, image_size=128, patch_size=16, layers=4)
 #: About SigLIP-B/16-224's size (12 layers, width 768, 224 px; narrower MLP) for the memory figure.
 MEMORY_MODEL = dict(hidden_size=768, image_size=224, patch_size=16, layers=12)
@@ -168,9 +170,13 @@ def main():
     print(f"peak memory growth, full       : {mem['full']['growth_mib']:8.1f} MiB ({mem['full']['kind']})")
     print(f"peak memory growth, LoRA       : {mem['lora']['growth_mib']:8.1f} MiB "
           f"({result['lora_vs_full_peak_growth']:.2f} x full)")
-    os.makedirs(os.path.join(HERE, "results"), exist_ok=True)
-    with open(os.path.join(HERE, "results", "training.json"), "w") as f:
-        json.dump(result, f, indent=2)
+    _report.write("training", [
+        _report.figure("training step, ours / plain Hugging Face", round(ours / plain, 3), "", (">=", 0.95),
+                       f"{ours:.1f} vs {plain:.1f} samples/s, batch {args.batch}"),
+        _report.figure("whole loop incl. augmentation", round(loop, 1), "samples/s"),
+        _report.figure("peak memory growth, LoRA / full fine-tuning", round(result["lora_vs_full_peak_growth"], 3), "",
+                       ("<", 1.0), f"{mem['lora']['growth_mib']:.0f} vs {mem['full']['growth_mib']:.0f} MiB"),
+    ], details=result)
 
 
 if __name__ == "__main__":
