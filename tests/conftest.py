@@ -4,6 +4,7 @@ Everything here runs before fiftyone is imported (mongod must be up and
 FIFTYONE_DATABASE_URI set first); nothing touches the internet.
 """
 
+import atexit
 import os
 import shutil
 import sys
@@ -38,16 +39,14 @@ def _configure_environment():
     })
     from person_finder.core.kit.mongo import start_private_mongod
 
+    # atexit runs last-registered first: FiftyOne's own cleanup, then mongod's stop, then this removal
+    atexit.register(shutil.rmtree, TEST_ROOT, ignore_errors=True)
     start_private_mongod(os.path.join(TEST_ROOT, "db"))
 
 
 _configure_environment()
 
 import fiftyone as fo  # noqa: E402  (after the database is configured)
-
-
-def pytest_sessionfinish(session, exitstatus):
-    shutil.rmtree(TEST_ROOT, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")
