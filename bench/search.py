@@ -357,3 +357,7 @@ def report(r):
           f"{v['frames']}-frame 1280x720 video, {v['people']} people; {im['images']} scene images; "
           f"total {r['total_s']:.0f} s)")
     _report.write("search", figures, details=r)
+
+
+if __name__ == "__main__":
+    main()
