@@ -171,7 +171,8 @@ def update_readme(report):
     if start not in text or end not in text:
         raise SystemExit(f"README.md has no {start} ... {end} markers")
     body = (f"\n## Performance\n\nMeasured by `.venv/bin/python bench/run_all.py` on {report['machine'].get('cpu')}"
-            f" ({report['machine'].get('cores')} cores, no GPU); full figures in bench/REPORT.md.\n\n"
+            f" ({report['machine'].get('cores')} cores, no GPU), except the `gpu_check` rows: `bench/gpu_check.py` on a "
+            f"lent GPU (named in bench/results/gpu_check.json). Full figures in bench/REPORT.md.\n\n"
             f"{targets_table(report)}\n")
     text = text[:text.index(start) + len(start)] + body + text[text.index(end):]
     with open(path, "w") as f:

@@ -1,0 +1,101 @@
+"""GPU checks that cannot run on the CPU machines: batching gain and mixed-precision fine-tuning.
+
+Needs only torch, transformers, peft, accelerate, sentencepiece (no FiftyOne),
+so it runs on a bare GPU image. Writes bench/results/gpu_check.json.
+
+    python bench/gpu_check.py            # on a machine with CUDA; elsewhere it skips
+"""
+
+import os
+import sys
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+import _report  # noqa: E402
+
+
+def batching(device, crops=128):
+    """SigLIP-B/16 architecture (random weights): batched (32) vs one-crop-at-a-time image embedding."""
+    import numpy as np
+    import torch
+    from transformers import SiglipConfig, SiglipImageProcessor, SiglipModel
+
+    from person_finder.core.kit import synthetic
+    from person_finder.core.models.matcher import ImageTextMatcher
+
+    model = SiglipModel(SiglipConfig()).to(device).eval()
+
+    class _Processor:  # the image half is all this measures
+        image_processor = SiglipImageProcessor(size={"height": 224, "width": 224})
+
+    matcher = ImageTextMatcher(model, _Processor(), "siglip-b16-config", device)
+    images = [np.asarray(synthetic.render_crop(s, seed=i, size=(96, 192)))
+              for i, s in enumerate(synthetic.random_specs(crops, seed=0, distinct=False))]
+    matcher.embed_images(images[:32], batch_size=32)  # warm-up
+
+    def timed(fn):
+        torch.cuda.synchronize()
+        start = time.perf_counter()
+        fn()
+        torch.cuda.synchronize()
+        return time.perf_counter() - start
+
+    batched = timed(lambda: matcher.embed_images(images, batch_size=32))
+    single = timed(lambda: [matcher.embed_images([im], batch_size=1) for im in images])
+    return crops / batched, crops / single
+
+
+def finetune(device, epochs, hidden_size, images_per_person, precision):
+    """The synthetic fine-tuning recipe on the GPU; returns (seconds, held-out metrics)."""
+    import tempfile
+
+    from person_finder.core.evaluation import retrieval_metrics, text_to_image_scores
+    from person_finder.core.kit import people_training, synthetic, tiny_models
+    from person_finder.core.models.matcher import load_matcher
+    from person_finder.core.training import TrainConfig, train_matcher
+
+    specs = synthetic.random_specs(64, seed=people_training.SPEC_SEED)
+    held_out = specs[people_training.TRAIN_IDENTITIES + 8:]
+    with tempfile.TemporaryDirectory() as tmp:
+        base = people_training.siglip_paper_init(tiny_models.make_tiny_siglip(f"{tmp}/base", hidden_size=hidden_size))
+        train = people_training.person_items(people_training.training_specs(), 0, images_per_person)
+        val = people_training.person_items(specs[people_training.TRAIN_IDENTITIES:people_training.TRAIN_IDENTITIES + 8],
+                                           1000, 2, seed=1)
+        config = TrainConfig(base_model=base, epochs=epochs, batch_size=64, learning_rate=1e-3, warmup_fraction=0.05,
+                             patience=epochs, device=device, mixed_precision=precision)
+        start = time.perf_counter()
+        train_matcher(train, val, f"{tmp}/out", config)
+        seconds = time.perf_counter() - start
+        matcher = load_matcher(f"{tmp}/out", device=device)
+        test = people_training.person_items(held_out, 2000, 3, seed=2)
+        texts = [synthetic.describe(s) for s in held_out]
+        scores = text_to_image_scores(matcher, texts, [item.image for item in test])
+        metrics = retrieval_metrics(scores, list(range(2000, 2000 + len(held_out))), [item.person_id for item in test])
+    return seconds, metrics
+
+
+def main():
+    import torch
+
+    if not torch.cuda.is_available():
+        print("no CUDA device: skipped (the GPU figures in bench/results/gpu_check.json, if any, are kept)")
+        return
+    device = "cuda"
+    batched, single = batching(device)
+    figures = [_report.figure("SigLIP-B/16 batched / per-crop embedding (GPU)", round(batched / single, 2), "x",
+                              (">=", 1.5), f"{batched:.0f} vs {single:.0f} crops/s, {torch.cuda.get_device_name()}")]
+    details = {"gpu": torch.cuda.get_device_name(), "torch": torch.__version__}
+    for name, kwargs in (("recipe (hidden 64, 4 images, 40 epochs, bf16)",
+                          dict(epochs=40, hidden_size=64, images_per_person=4, precision="bf16")),
+                         ("larger (hidden 256, 8 images, 60 epochs, bf16)",
+                          dict(epochs=60, hidden_size=256, images_per_person=8, precision="bf16"))):
+        seconds, metrics = finetune(device, **kwargs)
+        details[name] = {"seconds": seconds, **metrics}
+        figures += [_report.figure(f"fine-tune {name}: held-out Rank-1", round(metrics["rank1"], 3), "", (">=", 0.8)),
+                    _report.figure(f"fine-tune {name}: time", round(seconds, 1), "s")]
+    _report.write("gpu_check", figures, details=details)
+
+
+if __name__ == "__main__":
+    main()
