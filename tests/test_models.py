@@ -128,3 +128,17 @@ def test_detector_bad_input(test_root):
         load_detector(os.path.join(test_root, "missing", "yolo.onnx"))
     with pytest.raises(ValueError, match=r"\[0, 1\]"):
         load_detector("yolo26n.pt", confidence=2)
+
+
+def test_offline_switch_for_local_weights_does_not_stick(monkeypatch):
+    from person_finder.core.models import detector
+
+    monkeypatch.delenv("YOLO_OFFLINE", raising=False)
+    monkeypatch.setattr(detector, "_OFFLINE_SET_HERE", False)
+    detector.apply_ultralytics_offline_switches(offline=True)       # a local weights file
+    assert os.environ["YOLO_OFFLINE"] == "1"
+    detector.apply_ultralytics_offline_switches(offline=False)      # then a name Ultralytics downloads
+    assert "YOLO_OFFLINE" not in os.environ
+    monkeypatch.setenv("YOLO_OFFLINE", "1")                         # the user's own setting is kept
+    detector.apply_ultralytics_offline_switches(offline=False)
+    assert os.environ["YOLO_OFFLINE"] == "1"

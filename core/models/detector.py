@@ -26,12 +26,25 @@ from .loading import ModelLoadError, resolve_device
 from .matcher import to_rgb_array
 
 
+_OFFLINE_SET_HERE = False
+
+
 def apply_ultralytics_offline_switches(offline=True):
-    """Keep Ultralytics from installing packages, phoning home, or writing to $HOME."""
+    """Keep Ultralytics from installing packages, phoning home, or writing to $HOME.
+
+    ``offline`` turns on ``YOLO_OFFLINE`` for local weights; a later call with
+    ``offline=False`` (a weights name to download) turns it off again, unless
+    the user had set it themselves.
+    """
+    global _OFFLINE_SET_HERE
     os.environ.setdefault("YOLO_AUTOINSTALL", "false")
     os.environ.setdefault("YOLO_CONFIG_DIR", os.path.join(tempfile.gettempdir(), "person-finder-ultralytics"))
-    if offline:
+    if offline and "YOLO_OFFLINE" not in os.environ:
         os.environ["YOLO_OFFLINE"] = "1"
+        _OFFLINE_SET_HERE = True
+    elif not offline and _OFFLINE_SET_HERE:
+        os.environ.pop("YOLO_OFFLINE", None)
+        _OFFLINE_SET_HERE = False
 
 
 @contextlib.contextmanager
