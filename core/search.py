@@ -135,14 +135,14 @@ def index_persons(samples, matcher=defaults.MATCHER_MODEL, detector=defaults.DET
     re-detection. Unreadable media are recorded in ``person_search_error``.
 
     Returns a summary dict (samples, processed, persons, tracks,
-    encoder_crops, errors, brain_key).
+    encoder_crops, encoder_calls = the encoder's forward passes, errors, brain_key).
 
     Example::
 
         index_persons(dataset, detections_field="ground_truth", brain_key="people")
     """
     from .models.detector import load_detector
-    from .onnx import validate_runtime, with_runtime
+    from .onnx import query_encoder, validate_runtime, with_runtime
     from .video import TRACKERS
 
     validate_runtime(runtime)
@@ -180,10 +180,13 @@ def index_persons(samples, matcher=defaults.MATCHER_MODEL, detector=defaults.DET
     else:
         summary, embeddings = _index_images(samples, match, find, detections_field, persons_field, previous,
                                             detector_batch_size, on_progress)
-    notify(on_progress, 0.97, "indexing embeddings")
+    notify(on_progress, 0.96, "indexing embeddings")
     embeddings.update(_kept_outside(samples, persons_field, previous))
     embeddings = {sid: emb for sid, emb in embeddings.items() if len(emb)}
     _build_index(samples._root_dataset, brain_key, matcher, persons_field, embeddings, backend)
+    if embeddings and defaults.QUERY_RUNTIME == "onnx":
+        notify(on_progress, 0.98, "preparing the query encoder")
+        query_encoder(match)  # on CPU: the text tower's export, cached, so the first query is fast too
     notify(on_progress, 1.0, "done")
     summary["brain_key"] = brain_key if embeddings else None
     return summary
@@ -288,7 +291,8 @@ def _index_images(samples, match, find, detections_field, persons_field, previou
     given = values.get(detections_field, [None] * len(ids)) if detections_field else None
     embeddings, errors = {}, {}
     persons_out = {}
-    summary = dict(samples=len(ids), processed=0, persons=0, tracks=0, encoder_crops=0, errors=0)
+    summary = dict(samples=len(ids), processed=0, persons=0, tracks=0, encoder_crops=0, encoder_calls=0,
+                   errors=0)
     for start in range(0, len(ids), batch_size):
         todo = []
         for i in range(start, min(start + batch_size, len(ids))):
@@ -331,6 +335,7 @@ def _index_images(samples, match, find, detections_field, persons_field, previou
             sid = ids[i]
             embeddings[sid] = vectors[[k for k, o in enumerate(owners) if o == sid]]
         summary["encoder_crops"] += len(crops)
+        summary["encoder_calls"] += -(-len(crops) // match.batch_size)
         summary["persons"] += len(crops)
         summary["processed"] += len(todo)
         _write(samples, {persons_field: {sid: persons_out.pop(sid) for sid, _ in list(persons_out.items())}})
@@ -373,7 +378,8 @@ def _index_videos(samples, match, find, detections_field, persons_field, previou
     ids, paths = rows[0], rows[1]
     done_tracks = rows[2] if len(rows) > 3 else [None] * len(ids)
     embeddings, errors = {}, {}
-    summary = dict(samples=len(ids), processed=0, persons=0, tracks=0, encoder_crops=0, errors=0)
+    summary = dict(samples=len(ids), processed=0, persons=0, tracks=0, encoder_crops=0, encoder_calls=0,
+                   errors=0)
     for i, (sid, path) in enumerate(zip(ids, paths)):
         if done_tracks[i] is not None:
             frame_ids, label_ids = rows[3][i], rows[4][i]
@@ -411,6 +417,7 @@ def _index_videos(samples, match, find, detections_field, persons_field, previou
         summary["tracks"] += len(tracks.track_frames())
         summary["persons"] += sum(len(p) for p in tracks.frames.values())
         summary["encoder_crops"] += tracks.encoder_crops
+        summary["encoder_calls"] += tracks.encoder_calls
     _write(samples, {defaults.PERSON_ERROR_FIELD: errors})
     summary["errors"] = sum(1 for e in errors.values() if e)
     return summary, embeddings
@@ -456,6 +463,7 @@ class _Gallery:
 
     def __init__(self, dataset, brain_key):
         from . import zoo
+        from .onnx import query_encoder
 
         zoo.register_model_source()  # so the App / sort_by_similarity can re-create the matcher by zoo name
         results = dataset.load_brain_results(brain_key)
@@ -463,8 +471,10 @@ class _Gallery:
         self.patches_field = results.config.patches_field
         self.vectors, sample_ids, self.label_ids = results.get_embeddings()
         self.vectors = np.asarray(self.vectors, dtype=np.float32)
+        self.owner_ids = [str(x) for x in sample_ids]  # the sample (images) or frame (videos) of each label
         self.video = dataset.media_type == "video"
         self.matcher = _load_matcher(results.config.model_kwargs.get("name_or_path", defaults.MATCHER_MODEL))
+        self.text_encoder = query_encoder(self.matcher)
         self._texts = {}
         if self.video:
             self._video_layout(dataset, sample_ids)
@@ -517,7 +527,7 @@ class _Gallery:
         if query not in self._texts:
             if len(self._texts) >= _TEXT_CACHE_SIZE:
                 self._texts.pop(next(iter(self._texts)))
-            self._texts[query] = self.matcher.embed_texts([query])[0]
+            self._texts[query] = self.text_encoder.embed_texts([query])[0]
         cosine = self.vectors @ self._texts[query]
         return cosine, self.matcher.probability(cosine)
 
@@ -635,11 +645,16 @@ def search_persons(samples, query, brain_key=defaults.PERSON_INDEX_KEY, threshol
         is_match[person.members] = person.score >= cut
         best[person.sample_id] = max(best.get(person.sample_id, -1.0), person.score)
     notify(on_progress, 0.4, "writing scores")
-    dataset.set_label_values(prefix + defaults.SIMILARITY_ATTR, dict(zip(label_ids, cosine.tolist())))
+    owner = "frame_id" if gallery.video else "sample_id"
+
+    def by_label(values):  # set_label_values' fast form: each label with its sample / frame
+        return [{owner: o, "label_id": lid, "value": v} for o, lid, v in zip(gallery.owner_ids, label_ids, values)]
+
+    dataset.set_label_values(prefix + defaults.SIMILARITY_ATTR, by_label(cosine.tolist()))
     if probability is not None:
-        dataset.set_label_values(prefix + defaults.PROBABILITY_ATTR, dict(zip(label_ids, probability.tolist())))
-    dataset.set_label_values(prefix + "label", {
-        lid: defaults.MATCH_LABEL if m else defaults.PERSON_LABEL for lid, m in zip(label_ids, is_match)})
+        dataset.set_label_values(prefix + defaults.PROBABILITY_ATTR, by_label(probability.tolist()))
+    dataset.set_label_values(prefix + "label", by_label(
+        [defaults.MATCH_LABEL if m else defaults.PERSON_LABEL for m in is_match]))
     ids = samples.values("id")
     _write(samples, {defaults.SAMPLE_SIMILARITY_FIELD: {sid: best.get(sid) for sid in ids}})
     if gallery.video:

@@ -38,6 +38,7 @@ class VideoTracks:
     frames: dict  # frame number (1-based) -> [(track_id, [x1, y1, x2, y2] pixels, confidence, embedding row)]
     embeddings: np.ndarray  # (rows, D)
     encoder_crops: int  # crops sent to the encoder
+    encoder_calls: int  # its forward passes (crops from many frames share a batch)
 
     def track_frames(self):
         """``{track_id: [frame numbers]}`` of every track."""
@@ -211,5 +212,6 @@ def track_video(path, detect, embed, detect_every=defaults.VIDEO_DETECT_EVERY,
         count = numbers[-1]
         if on_frames is not None:
             on_frames(count)
-    return VideoTracks(frame_size=size, num_frames=count, frames=frames_out, embeddings=queue.result(),
-                       encoder_crops=queue.rows)
+    embeddings = queue.result()
+    return VideoTracks(frame_size=size, num_frames=count, frames=frames_out, embeddings=embeddings,
+                       encoder_crops=queue.rows, encoder_calls=len(queue.done))

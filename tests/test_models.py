@@ -33,6 +33,21 @@ def test_siglip_text_is_padded_to_64_tokens(matcher):
     np.testing.assert_allclose(short, again, atol=1e-5)
 
 
+def test_siglip_text_attends_to_its_padding_as_trained(matcher):
+    """SigLIP pools the last (pad = EOS) position and was trained without a padding mask."""
+    import torch
+
+    inputs = matcher.text_inputs(["red top"])
+    assert list(inputs) == ["input_ids"]
+    ids = inputs["input_ids"]
+    with torch.no_grad():
+        unmasked = matcher.model.get_text_features(input_ids=ids).pooler_output
+        masked = matcher.model.get_text_features(input_ids=ids, attention_mask=(ids != ids[0, -1]).long()).pooler_output
+    ours = matcher.embed_texts(["red top"])[0]
+    np.testing.assert_allclose(ours, torch.nn.functional.normalize(unmasked, dim=-1)[0].numpy(), atol=1e-5)
+    assert not np.allclose(ours, torch.nn.functional.normalize(masked, dim=-1)[0].numpy(), atol=1e-3)
+
+
 def test_long_query_is_truncated_with_a_warning(matcher, caplog):
     with caplog.at_level(logging.WARNING):
         emb = matcher.embed_texts(["a very long description " * 30])

@@ -28,10 +28,27 @@ def test_image_tower_embeddings_match_pytorch(matcher, onnx_folder):
     assert got.shape == reference.shape == (5, matcher.embedding_dim)
     assert np.abs(got - reference).max() <= defaults.ONNX_EMBEDDING_TOLERANCE
     assert not np.allclose(got[0], got[1])  # really per-image outputs, not a constant
-    # Texts stay on PyTorch; the export is cached and re-used.
-    assert np.array_equal(fast.embed_texts(["red top"]), matcher.embed_texts(["red top"]))
+    # the export is cached and re-used
     assert onnx.with_runtime(matcher, "onnx", folder=onnx_folder).onnx_path == fast.onnx_path
     assert fast.embed_images([]).shape == (0, matcher.embedding_dim)
+
+
+def test_int8_text_tower_ranks_like_pytorch(matcher, onnx_folder):
+    encoder = onnx.query_encoder(matcher, "onnx", folder=onnx_folder)
+    assert isinstance(encoder, onnx.OnnxTextEncoder) and encoder.onnx_path.endswith("-int8.onnx")
+    texts = ["red top and blue trousers", "a person in a white t-shirt with a brown shoulder bag",
+             "green jacket, black skirt", "a man carrying a backpack"]
+    reference, got = matcher.embed_texts(texts), encoder.embed_texts(texts, batch_size=3)
+    assert got.shape == reference.shape
+    assert (reference * got).sum(axis=1).min() >= defaults.ONNX_TEXT_MIN_COSINE
+    assert not np.allclose(got[0], got[1])  # per-text outputs, not a constant
+    crops = matcher.embed_images(_crops(8))
+    assert np.array_equal(np.argmax(crops @ got.T, axis=0), np.argmax(crops @ reference.T, axis=0))
+    with pytest.raises(ValueError, match="non-empty"):
+        encoder.embed_texts(["  "])
+    # cached by the weights, and PyTorch when asked
+    assert onnx.query_encoder(matcher, "onnx", folder=onnx_folder).onnx_path == encoder.onnx_path
+    assert onnx.query_encoder(matcher, "torch") is matcher
 
 
 @pytest.fixture(scope="module")

@@ -35,14 +35,15 @@ def scenes_dataset(dataset, test_root):
 
 
 def _encoder_calls(monkeypatch):
-    """Count crops that reach the matcher's image tower."""
+    """Count crops that reach the matcher's image tower, and its calls."""
     from person_finder.core.models.matcher import ImageTextMatcher
 
-    calls = {"crops": 0}
+    calls = {"crops": 0, "calls": 0}
     original = ImageTextMatcher.embed_images
 
     def counting(self, images, batch_size=None):
         calls["crops"] += len(images)
+        calls["calls"] += 1
         return original(self, images, batch_size=batch_size)
 
     monkeypatch.setattr(ImageTextMatcher, "embed_images", counting)
@@ -141,6 +142,8 @@ def test_video_tracks_one_embedding_per_track_and_spans(video_dataset, tiny_sigl
     naive = sum(len(t) for t in truth.tracks.values())
     assert summary["tracks"] == 3 and summary["persons"] == naive
     assert calls["crops"] == summary["encoder_crops"] < naive / 8
+    # crops of all frames share encoder batches: one forward pass here (naive per-frame: one per frame)
+    assert calls["calls"] == summary["encoder_calls"] == -(-summary["encoder_crops"] // defaults.MATCHER_BATCH_SIZE)
     sample = dataset.first()
     assert sample[defaults.PERSON_TRACKS_FIELD] == 3
     # every true person is one track, present on each frame where the person is visible

@@ -104,8 +104,13 @@ class ImageTextMatcher:
                     "query of %d tokens is longer than the text model's window of %d; "
                     "it was truncated: %r", n, self.text_tokens, text[:80]
                 )
-        return tokenizer(list(texts), padding=padding, max_length=self.text_tokens,
-                         truncation=True, return_tensors="pt")
+        encoded = tokenizer(list(texts), padding=padding, max_length=self.text_tokens,
+                            truncation=True, return_tensors="pt")
+        if self.is_siglip:
+            # SigLIP's text tower was trained without a padding mask (its pad token is EOS and the last
+            # position is pooled); transformers 5's tokenizer returns one, which would change the embedding.
+            return {"input_ids": encoded["input_ids"]}
+        return encoded
 
     def embed_images(self, images, batch_size=None):
         """Embed RGB images (PIL or numpy, any size) into unit vectors, ``batch_size`` at a time."""
@@ -123,6 +128,13 @@ class ImageTextMatcher:
             return np.zeros((0, self.embedding_dim), dtype=np.float32)
         return np.concatenate(out).astype(np.float32)
 
+    @staticmethod
+    def check_texts(texts):
+        """Raise ``ValueError`` unless every text query is a non-empty string."""
+        for text in texts:
+            if not isinstance(text, str) or not text.strip():
+                raise ValueError(f"a text query must be a non-empty string, got {text!r}")
+
     def embed_texts(self, texts, batch_size=None):
         """Embed text queries into unit vectors.
 
@@ -132,9 +144,7 @@ class ImageTextMatcher:
 
         if isinstance(texts, str):
             texts = [texts]
-        for text in texts:
-            if not isinstance(text, str) or not text.strip():
-                raise ValueError(f"a text query must be a non-empty string, got {text!r}")
+        self.check_texts(texts)
         batch_size = batch_size or self.batch_size
         out = []
         with torch.inference_mode():
