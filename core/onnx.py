@@ -26,6 +26,7 @@ Example::
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
 import os
@@ -141,6 +142,16 @@ def _image_tower(model):
     return ImageTower().eval()
 
 
+@contextlib.contextmanager
+def _cpu_float32(matcher):
+    """The matcher's model on CPU in fp32 for an export; put back on its device and dtype afterwards."""
+    model, dtype = matcher.model, matcher.model.dtype
+    try:
+        yield model.float().to("cpu")
+    finally:
+        model.to(matcher.device, dtype)
+
+
 def _export(tower, example, names, onnx_path, dynamic_axes, quantize=False):
     """Export ``tower`` (on CPU, fp32) to ``onnx_path`` once, optionally with int8 weights; returns the path."""
     import torch
@@ -174,12 +185,9 @@ def export_image_tower(matcher, folder=None):
     shape = _pixel_size(matcher)
     onnx_path = os.path.join(cache_dir(folder), "image-tower-"
                              f"{_tower_hash(matcher, ('vision_model.', 'visual_projection.'), shape)}.onnx")
-    model = matcher.model.float().to("cpu")
-    try:
+    with _cpu_float32(matcher) as model:
         return _export(_image_tower(model), (torch.zeros((2, *shape), dtype=torch.float32),), ["pixel_values"],
                        onnx_path, {"pixel_values": {0: "batch"}, "embeddings": {0: "batch"}})
-    finally:
-        model.to(matcher.device)
 
 
 def _text_tower(model, names):
@@ -211,12 +219,9 @@ def export_text_tower(matcher, folder=None, quantize=defaults.ONNX_TEXT_INT8):
     names = list(example)
     digest = _tower_hash(matcher, ("text_model.", "text_projection."), (names, matcher.text_tokens))
     onnx_path = os.path.join(cache_dir(folder), f"text-tower-{digest}{'-int8' if quantize else ''}.onnx")
-    model = matcher.model.float().to("cpu")
-    try:
+    with _cpu_float32(matcher) as model:
         return _export(_text_tower(model, names), tuple(example[n] for n in names), names, onnx_path,
                        {**{n: {0: "batch", 1: "tokens"} for n in names}, "embeddings": {0: "batch"}}, quantize)
-    finally:
-        model.to(matcher.device)
 
 
 def _session(onnx_path):
