@@ -100,7 +100,7 @@ def main(argv=None):
         from person_finder.core.kit.people_training import finetune_tiny_siglip
 
         print("No access to the Hugging Face hub (or --offline): using small local models instead.\n"
-              "  matcher: a tiny SigLIP fine-tuned on synthetic people (about a minute on a CPU)\n"
+              "  matcher: a tiny SigLIP fine-tuned on synthetic people (about 2 minutes on a CPU)\n"
               "  detector: none, the scenes' known person boxes are used (field 'ground_truth')")
         matcher = finetune_tiny_siglip(os.path.join(args.workdir, "models", "tiny-siglip-people"))
         detector, detections_field = None, "ground_truth"
