@@ -201,8 +201,9 @@ LANCEDB_ROWS_PER_PARTITION = 4096
 #: Inference runtime of the detector and the matcher's image tower: "torch" or "onnx" (ONNX Runtime).
 INFERENCE_RUNTIME = "torch"
 INFERENCE_RUNTIMES = ("torch", "onnx")
-#: Engine of text queries on CPU: "onnx" (the text tower exported once, int8 weights; about 4x faster
-#: per query than PyTorch here, see bench/search.py) or "torch". On a GPU queries always use PyTorch.
+#: Engine of text queries on CPU: "onnx" (the text tower exported once, int8 weights; several times
+#: faster per query than PyTorch on a CPU, see README "ONNX Runtime inference") or "torch".
+#: On a GPU queries always use PyTorch.
 QUERY_RUNTIME = "onnx"
 ONNX_TEXT_INT8 = True
 #: Stated agreement of the int8 text tower with PyTorch: cosine of the two embeddings of a query.

@@ -9,8 +9,8 @@ tower with ``torch.onnx``. Results agree with PyTorch within
 CPU is in bench/onnx_runtime.py.
 
 Text queries on CPU go through :func:`query_encoder` (``defaults.QUERY_RUNTIME``):
-the text tower exported once and quantized to int8 weights, about 4x faster
-than PyTorch on a CPU for one query, embeddings within
+the text tower exported once and quantized to int8 weights, several times
+faster than PyTorch on a CPU for one query, embeddings within
 ``defaults.ONNX_TEXT_MIN_COSINE`` of PyTorch's.
 
 Example::
