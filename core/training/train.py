@@ -245,12 +245,13 @@ def train_matcher(train_items, val_items, output_dir, config=None, on_progress=N
         loader.set_epoch(epoch)
         model.train()
         total, count = 0.0, 0
+        last = f", last epoch's loss {state['history'][-1]['loss']:.4f}" if state["history"] else ""
         for step, batch in enumerate(loader):
-            loss = training_step(accelerator, model, optimizer, scheduler, batch, config.loss)
-            total, count = total + loss, count + 1
+            total = total + training_step(accelerator, model, optimizer, scheduler, batch, config.loss)
+            count += 1
             notify(on_progress, (epoch + (step + 1) / max(len(loader), 1)) / config.epochs,
-                   f"epoch {epoch + 1}/{config.epochs} loss {total / count:.4f}")
-        record = dict(epoch=epoch + 1, loss=total / max(count, 1))
+                   f"epoch {epoch + 1}/{config.epochs}, step {step + 1}/{len(loader)}{last}")
+        record = dict(epoch=epoch + 1, loss=float(total) / max(count, 1))
         if val_items:
             model.eval()
             record.update({f"val_{k}": v for k, v in validation_metrics(eval_matcher, val_items).items()
@@ -302,18 +303,25 @@ def make_optimizer(model, config, total_steps):
 
 
 def training_step(accelerator, model, optimizer, scheduler, batch, loss_name):
-    """One step of the loop on a collated batch (prepared objects); returns the loss as a float."""
+    """One step of the loop on a collated batch (prepared objects); returns the detached loss tensor.
+
+    The loss stays on the device: reading it (``float(loss)``) waits for the
+    GPU, so the loop sums the tensors and reads the total once per epoch.
+
+    Example::
+
+        loss = training_step(accelerator, model, optimizer, scheduler, batch, "sigmoid")
+    """
     from .loss import contrastive_loss
 
     batch = dict(batch)
     ids = batch.pop("person_ids")
-    out = model(**batch)
-    loss = contrastive_loss(loss_name, out.logits_per_image, ids, ids)
+    loss = contrastive_loss(loss_name, model(**batch).logits_per_image, ids, ids)
     accelerator.backward(loss)
     optimizer.step()
     scheduler.step()
     optimizer.zero_grad()
-    return loss.item()
+    return loss.detach()
 
 
 def _patience_exhausted(state, config):
