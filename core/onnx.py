@@ -255,8 +255,10 @@ class OnnxTextEncoder:
         return np.concatenate(out).astype(np.float32)
 
 
-def query_encoder(matcher, runtime=defaults.QUERY_RUNTIME, folder=None):
+def query_encoder(matcher, runtime=None, folder=None):
     """What embeds text queries: the int8 ONNX text tower for ``runtime="onnx"`` on CPU, else ``matcher``.
+
+    ``runtime=None`` reads ``defaults.QUERY_RUNTIME`` at the call, so setting it turns the path on or off.
 
     The export is cached (see :func:`cache_dir`); if the model cannot be
     exported, a warning is logged and queries stay on PyTorch.
@@ -266,7 +268,7 @@ def query_encoder(matcher, runtime=defaults.QUERY_RUNTIME, folder=None):
         encoder = query_encoder(load_matcher("google/siglip-base-patch16-224"))
         vector = encoder.embed_texts(["red top and blue trousers"])[0]
     """
-    validate_runtime(runtime)
+    runtime = validate_runtime(runtime or defaults.QUERY_RUNTIME)
     if runtime == "torch" or str(matcher.device) != "cpu":
         return matcher
     key = (matcher.model, folder)

@@ -184,7 +184,7 @@ def index_persons(samples, matcher=defaults.MATCHER_MODEL, detector=defaults.DET
     embeddings.update(_kept_outside(samples, persons_field, previous))
     embeddings = {sid: emb for sid, emb in embeddings.items() if len(emb)}
     _build_index(samples._root_dataset, brain_key, matcher, persons_field, embeddings, backend)
-    if embeddings and defaults.QUERY_RUNTIME == "onnx":
+    if embeddings:
         notify(on_progress, 0.98, "preparing the query encoder")
         query_encoder(match)  # on CPU: the text tower's export, cached, so the first query is fast too
     notify(on_progress, 1.0, "done")

@@ -51,6 +51,11 @@ def test_int8_text_tower_ranks_like_pytorch(matcher, onnx_folder):
     assert onnx.query_encoder(matcher, "torch") is matcher
 
 
+def test_query_runtime_default_is_read_at_each_call(matcher, monkeypatch):
+    monkeypatch.setattr(defaults, "QUERY_RUNTIME", "torch")  # what the README tells users to set
+    assert onnx.query_encoder(matcher) is matcher
+
+
 @pytest.fixture(scope="module")
 def lively_yolo(tiny_yolo, test_root):
     """The tiny random YOLO made to "see": BatchNorm statistics set on noise, person logits spread around 0."""
