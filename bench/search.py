@@ -87,9 +87,9 @@ class TruthDetector:
         self.detector = detector
         self.queue = list(boxes_in_order)
 
-    def detect(self, images, batch_size=8):
+    def detect(self, images, batch_size=8, bgr=False):
         if self.detector is not None:
-            self.detector.detect(images, batch_size=batch_size)
+            self.detector.detect(images, batch_size=batch_size, bgr=bgr)
         out, self.queue = self.queue[:len(images)], self.queue[len(images):]
         return out
 
@@ -197,10 +197,10 @@ def bench_video(root, truth, siglip_dir, yolo_path):
 
     # forward passes alone: the same frames and crops, decoded beforehand, same batch sizes
     frames = [f for _, batch in read_frames(truth.filepath, 8) for f in batch]
-    _, t_detect = timed(lambda: detector.detect(frames, batch_size=8))
+    _, t_detect = timed(lambda: detector.detect(frames, batch_size=8, bgr=True))
     matcher = load_matcher(siglip_dir, device="cpu")
     boxes = video_truth_boxes(truth)
-    crops = [frames[i][int(b[1]):int(b[3]), int(b[0]):int(b[2])] for i in range(len(frames)) for b in boxes[i]]
+    crops = [frames[i][int(b[1]):int(b[3]), int(b[0]):int(b[2]), ::-1] for i in range(len(frames)) for b in boxes[i]]
     crops = [crops[int(j)] for j in np.linspace(0, len(crops) - 1, summary["encoder_crops"])]
     _, t_encode = timed(lambda: matcher.embed_images(crops))
     ds.delete()

@@ -371,35 +371,38 @@ def _index_videos(samples, match, find, detections_field, persons_field, previou
                   refresh_frames, refresh_iou, tracker, batch_size, on_progress):
     from .video import track_video
 
+    dataset = samples._root_dataset
     frame_path = "frames." + persons_field
-    rows = samples.values(["id", "filepath", defaults.PERSON_TRACKS_FIELD, "frames.id",
-                           frame_path + ".detections.id"] if samples.has_field(defaults.PERSON_TRACKS_FIELD)
-                          else ["id", "filepath", "frames.id"])
-    ids, paths = rows[0], rows[1]
-    done_tracks = rows[2] if len(rows) > 3 else [None] * len(ids)
-    embeddings, errors = {}, {}
+    fields = ["id", "filepath", "metadata.total_frame_count"]
+    indexed = samples.has_field(defaults.PERSON_TRACKS_FIELD)
+    if indexed:
+        fields += [defaults.PERSON_TRACKS_FIELD, "frames.id", frame_path + ".detections.id"]
+    rows = samples.values(fields)
+    ids, paths, lengths = rows[:3]
+    done_tracks = rows[3] if indexed else [None] * len(ids)
+    embeddings, errors, track_counts = {}, {}, {}
     summary = dict(samples=len(ids), processed=0, persons=0, tracks=0, encoder_crops=0, encoder_calls=0,
                    errors=0)
     for i, (sid, path) in enumerate(zip(ids, paths)):
         if done_tracks[i] is not None:
-            frame_ids, label_ids = rows[3][i], rows[4][i]
+            frame_ids, label_ids = rows[4][i], rows[5][i]
             reused = {fid: previous.get(lids) for fid, lids in zip(frame_ids, label_ids) if lids}
             if all(v is not None for v in reused.values()):
                 embeddings.update(reused)
                 summary["tracks"] += done_tracks[i]
                 summary["persons"] += sum(len(v) for v in reused.values())
                 continue
-        sample = samples._root_dataset[sid]
         if detections_field:
-            given = {n: frame[detections_field] for n, frame in sample.frames.items()}
+            numbers, labels = dataset.select(sid).values(["frames.frame_number", "frames." + detections_field])
+            given = dict(zip(numbers[0], labels[0]))
 
             def detect(numbers, frames, given=given):
                 return [_boxes_from_detections(given.get(n), f.shape[1], f.shape[0]) for n, f in zip(numbers, frames)]
         else:
             def detect(numbers, frames):
-                return find().detect(frames, batch_size=batch_size)
+                return find().detect(frames, batch_size=batch_size, bgr=True)
 
-        def on_frames(count, i=i, total=sample.metadata.total_frame_count if sample.metadata else None):
+        def on_frames(count, i=i, total=lengths[i]):
             within = min(count / total, 1.0) if total else 0.5
             notify(on_progress, 0.95 * (i + within) / len(ids), f"video {i + 1}/{len(ids)}: frame {count}")
 
@@ -411,35 +414,39 @@ def _index_videos(samples, match, find, detections_field, persons_field, previou
         except IOError as e:
             errors[sid] = f"cannot read video: {e}"
             continue
-        embeddings.update(_write_video(sample, tracks, persons_field))
+        embeddings.update(_write_video(dataset, sid, tracks, persons_field))
         errors[sid] = None
+        track_counts[sid] = len(tracks.track_frames())
         summary["processed"] += 1
-        summary["tracks"] += len(tracks.track_frames())
+        summary["tracks"] += track_counts[sid]
         summary["persons"] += sum(len(p) for p in tracks.frames.values())
         summary["encoder_crops"] += tracks.encoder_crops
         summary["encoder_calls"] += tracks.encoder_calls
-    _write(samples, {defaults.PERSON_ERROR_FIELD: errors})
+    _write(samples, {defaults.PERSON_TRACKS_FIELD: track_counts, defaults.PERSON_ERROR_FIELD: errors})
     summary["errors"] = sum(1 for e in errors.values() if e)
     return summary, embeddings
 
 
-def _write_video(sample, tracks, persons_field):
-    """Replace the sample's ``frames.persons`` with the tracks; returns ``{frame id: (n, D) embeddings}``."""
+def _write_video(dataset, sample_id, tracks, persons_field):
+    """Replace one video's ``frames.persons`` with the tracks; returns ``{frame id: (n, D) embeddings}``.
+
+    Bulk writes only (no Sample / Frame documents are loaded): old persons
+    are cleared, then every frame with people is written in one call.
+    """
     import fiftyone.core.labels as fol
 
     width, height = tracks.frame_size
-    if sample._dataset.has_frame_field(persons_field):
-        for frame in sample.frames.values():
-            frame[persons_field] = None
-    rows = {}
-    for number, people in tracks.frames.items():
-        dets = [_person(box, width, height, conf, index=track_id) for track_id, box, conf, _ in people]
-        sample.frames[number][persons_field] = fol.Detections(detections=dets)
-        rows[number] = [row for *_, row in people]
-    _declare(sample._dataset, defaults.PERSON_TRACKS_FIELD)
-    sample[defaults.PERSON_TRACKS_FIELD] = len(tracks.track_frames())
-    sample.save()
-    return {sample.frames[n].id: tracks.embeddings[r] for n, r in rows.items() if r}
+    video = dataset.select(sample_id)
+    if dataset.has_frame_field(persons_field):
+        video.clear_frame_field(persons_field)
+    persons = {number: fol.Detections(detections=[_person(box, width, height, conf, index=track_id)
+                                                  for track_id, box, conf, _ in people])
+               for number, people in tracks.frames.items()}
+    if persons:
+        dataset.set_values("frames." + persons_field, {sample_id: persons}, key_field="id", validate=False)
+    numbers, frame_ids = video.values(["frames.frame_number", "frames.id"])
+    rows = {number: [row for *_, row in people] for number, people in tracks.frames.items() if people}
+    return {fid: tracks.embeddings[rows[n]] for n, fid in zip(numbers[0], frame_ids[0]) if n in rows}
 
 
 # --------------------------------------------------------------------------- querying
@@ -492,12 +499,13 @@ class _Gallery:
 
     def _video_layout(self, dataset, frame_ids):
         path = f"frames.{self.patches_field}.detections"
-        ids, paths, numbers, dets = dataset.values(["id", "filepath", "frames.frame_number", path])
+        ids, paths, numbers, label_ids, track_ids, boxes = dataset.values(  # plain values: no Label objects built
+            ["id", "filepath", "frames.frame_number", path + ".id", path + ".index", path + ".bounding_box"])
         by_label = {}
-        for sid, fp, nums, frames in zip(ids, paths, numbers, dets):
-            for number, people in zip(nums, frames):
-                for d in people or []:
-                    by_label[d.id] = (sid, fp, number, d.index, d.bounding_box)
+        for sid, fp, *per_frame in zip(ids, paths, numbers, label_ids, track_ids, boxes):
+            for number, lids, tids, bbs in zip(*per_frame):
+                for lid, tid, bb in zip(lids or [], tids or [], bbs or []):
+                    by_label[lid] = (sid, fp, number, tid, bb)
         info = [by_label.get(lid, (None, None, 0, -1, None)) for lid in self.label_ids]
         self.sample_ids = np.asarray([x[0] for x in info])
         self.filepaths = [x[1] for x in info]

@@ -12,7 +12,7 @@ crops, whatever the video's length.
 Example::
 
     from person_finder.core.video import track_video
-    tracks = track_video("walk.mp4", detect=lambda numbers, frames: detector.detect(frames),
+    tracks = track_video("walk.mp4", detect=lambda numbers, frames: detector.detect(frames, bgr=True),
                          embed=matcher.embed_images)
     tracks.frames[1]      # [(track_id, [x1, y1, x2, y2], confidence, embedding_row), ...]
     tracks.embeddings     # (rows, D) unit vectors
@@ -91,7 +91,11 @@ def make_tracker(name=defaults.TRACKER):
 
 
 def read_frames(path, batch_size):
-    """Yield ``(frame_numbers, rgb_frames)`` batches from one decode pass; raises ``IOError`` if unreadable."""
+    """Yield ``(frame_numbers, bgr_frames)`` batches from one decode pass; raises ``IOError`` if unreadable.
+
+    Frames stay in OpenCV's BGR order: the detector and the trackers read
+    BGR, and only the person crops are converted to RGB.
+    """
     import cv2
 
     capture = cv2.VideoCapture(str(path))
@@ -105,7 +109,7 @@ def read_frames(path, batch_size):
                 break
             number += 1
             numbers.append(number)
-            frames.append(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB))
+            frames.append(bgr)
             if len(frames) == batch_size:
                 yield numbers, frames
                 numbers, frames = [], []
@@ -163,8 +167,8 @@ def track_video(path, detect, embed, detect_every=defaults.VIDEO_DETECT_EVERY,
                 embed_batch_size=defaults.MATCHER_BATCH_SIZE, on_frames=None):
     """Detect, track and embed the people of one video in a single decode pass.
 
-    ``detect(frame_numbers, rgb_frames)`` returns one ``(n, 5)`` array
-    ``[x1, y1, x2, y2, conf]`` (pixels) per frame; ``embed(list of RGB
+    ``detect(frame_numbers, bgr_frames)`` returns one ``(n, 5)`` array
+    ``[x1, y1, x2, y2, conf]`` (pixels) per frame (frames in OpenCV's BGR order); ``embed(list of RGB
     crops)`` returns unit vectors. ``refresh_frames=1`` embeds every
     detection of every frame (the naive baseline). ``on_frames(done)`` is
     called after each batch with the number of frames read so far.
@@ -191,7 +195,7 @@ def track_video(path, detect, embed, detect_every=defaults.VIDEO_DETECT_EVERY,
             number, frame = numbers[i], frames[i]
             boxes = np.asarray(boxes, dtype=np.float32).reshape(-1, 5)
             data = np.concatenate([boxes, np.zeros((len(boxes), 1), np.float32)], axis=1)
-            tracked = tracker_.update(Boxes(data, (height, width)), np.ascontiguousarray(frame[..., ::-1]))
+            tracked = tracker_.update(Boxes(data, (height, width)), frame)
             people, used = [], set()
             for row in np.asarray(tracked).reshape(-1, 8):
                 track_id, det = int(row[4]), int(row[7])
@@ -204,7 +208,7 @@ def track_video(path, detect, embed, detect_every=defaults.VIDEO_DETECT_EVERY,
                     x1, y1, x2, y2 = box
                     if last is None and previous is not None:
                         _backfill(frames_out, previous, track_id, box, queue.rows, (width, height))
-                    last = (queue.add(frame[y1:y2, x1:x2].copy()), box, number)
+                    last = (queue.add(frame[y1:y2, x1:x2, ::-1].copy()), box, number)  # RGB crop
                     state[track_id] = last
                 people.append((track_id, box, float(boxes[det, 4]), last[0]))
             frames_out[number] = people

@@ -61,7 +61,7 @@ def preserve_torch_threads():
 
 
 class PersonDetector:
-    """Batched person detection on RGB images. Build it with :func:`load_detector`."""
+    """Batched person detection on RGB (or OpenCV BGR) images. Build it with :func:`load_detector`."""
 
     def __init__(self, yolo, weights, confidence, image_size, device, person_class):
         self.yolo = yolo
@@ -71,16 +71,18 @@ class PersonDetector:
         self.device = device
         self.person_class = int(person_class)
 
-    def detect(self, images, batch_size=defaults.DETECTOR_BATCH_SIZE):
+    def detect(self, images, batch_size=defaults.DETECTOR_BATCH_SIZE, bgr=False):
         """Detect people in RGB images; returns one ``(n, 5)`` array per image.
 
         Columns are ``x1, y1, x2, y2, confidence`` in pixels, boxes clipped to
-        the image.
+        the image. ``bgr=True`` takes ``uint8`` frames as OpenCV decodes them
+        and skips the colour conversion.
         """
         out = []
         for start in range(0, len(images), batch_size):
             # Ultralytics reads numpy arrays as BGR (OpenCV order).
-            batch = [np.ascontiguousarray(to_rgb_array(im)[..., ::-1]) for im in images[start:start + batch_size]]
+            chunk = images[start:start + batch_size]
+            batch = chunk if bgr else [np.ascontiguousarray(to_rgb_array(im)[..., ::-1]) for im in chunk]
             with preserve_torch_threads():
                 results = self.yolo.predict(
                     batch, conf=self.confidence, imgsz=self.image_size, classes=[self.person_class],
