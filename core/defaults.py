@@ -67,6 +67,8 @@ TRACK_REFRESH_FRAMES = 30
 #: at the last embedding drops below this (entering the frame, occlusion, turning).
 TRACK_REFRESH_IOU = 0.5
 TRACKER = "bytetrack"
+#: Frames of a video whose persons are written to the database in one bulk write (bounds the memory of long videos).
+VIDEO_FRAMES_PER_WRITE = 1000
 #: Trackers the video search accepts (Ultralytics' names).
 TRACKERS = ("bytetrack", "botsort")
 #: Sample field (videos): number of person tracks found; also marks a video as processed.

@@ -431,7 +431,8 @@ def _write_video(dataset, sample_id, tracks, persons_field):
     """Replace one video's ``frames.persons`` with the tracks; returns ``{frame id: (n, D) embeddings}``.
 
     Bulk writes only (no Sample / Frame documents are loaded): old persons
-    are cleared, then every frame with people is written in one call.
+    are cleared, then the frames with people are written
+    ``VIDEO_FRAMES_PER_WRITE`` at a time.
     """
     import fiftyone.core.labels as fol
 
@@ -439,10 +440,11 @@ def _write_video(dataset, sample_id, tracks, persons_field):
     video = dataset.select(sample_id)
     if dataset.has_frame_field(persons_field):
         video.clear_frame_field(persons_field)
-    persons = {number: fol.Detections(detections=[_person(box, width, height, conf, index=track_id)
-                                                  for track_id, box, conf, _ in people])
-               for number, people in tracks.frames.items()}
-    if persons:
+    numbers = sorted(tracks.frames)
+    for start in range(0, len(numbers), defaults.VIDEO_FRAMES_PER_WRITE):
+        persons = {n: fol.Detections(detections=[_person(box, width, height, conf, index=track_id)
+                                                 for track_id, box, conf, _ in tracks.frames[n]])
+                   for n in numbers[start:start + defaults.VIDEO_FRAMES_PER_WRITE]}
         dataset.set_values("frames." + persons_field, {sample_id: persons}, key_field="id", validate=False)
     numbers, frame_ids = video.values(["frames.frame_number", "frames.id"])
     rows = {number: [row for *_, row in people] for number, people in tracks.frames.items() if people}

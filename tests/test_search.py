@@ -138,6 +138,7 @@ def video_dataset(dataset, test_root):
 def test_video_tracks_one_embedding_per_track_and_spans(video_dataset, tiny_siglip, monkeypatch):
     dataset, truth = video_dataset
     calls = _encoder_calls(monkeypatch)
+    monkeypatch.setattr(defaults, "VIDEO_FRAMES_PER_WRITE", 7)  # frames are written in several bulk writes
     summary = index_persons(dataset, matcher=tiny_siglip, detections_field="ground_truth", refresh_frames=30)
     naive = sum(len(t) for t in truth.tracks.values())
     assert summary["tracks"] == 3 and summary["persons"] == naive
@@ -183,6 +184,10 @@ def test_video_tracks_one_embedding_per_track_and_spans(video_dataset, tiny_sigl
     best = max(d[defaults.SIMILARITY_ATTR] for dets in dataset.values("frames.persons.detections")[0]
                for d in dets or [])
     assert len(top) == 2 and top.first()[defaults.PERSONS_FIELD][defaults.SIMILARITY_ATTR] == pytest.approx(best)
+    # overwrite replaces the persons of every frame, it never adds to them
+    again = index_persons(dataset, matcher=tiny_siglip, detections_field="ground_truth", overwrite=True)
+    assert again["persons"] == summary["persons"] == dataset.count("frames.persons.detections")
+    assert dataset.count("frames.persons.detections.similarity") == 0  # the old scores went with the old persons
 
 
 def test_video_export_after_botsort_tracking(video_dataset, tiny_siglip, test_root):
