@@ -67,6 +67,9 @@ TRACK_REFRESH_FRAMES = 30
 #: at the last embedding drops below this (entering the frame, occlusion, turning).
 TRACK_REFRESH_IOU = 0.5
 TRACKER = "bytetrack"
+#: index_persons saves the index of what it has embedded at most this often (and at the end), so a run that
+#: is interrupted (a killed delegated job) resumes where it stopped instead of redoing every sample.
+INDEX_CHECKPOINT_SECONDS = 300
 #: Frames of a video whose persons are written to the database in one bulk write (bounds the memory of long videos).
 VIDEO_FRAMES_PER_WRITE = 1000
 #: Trackers the video search accepts (Ultralytics' names).

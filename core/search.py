@@ -30,6 +30,7 @@ import dataclasses
 import functools
 import logging
 import os
+import time
 
 import numpy as np
 
@@ -132,7 +133,9 @@ def index_persons(samples, matcher=defaults.MATCHER_MODEL, detector=defaults.DET
     copied, never modified. Samples already processed with their
     embeddings in ``brain_key`` are skipped unless ``overwrite``; images whose
     persons were written but not indexed are re-embedded without
-    re-detection. Unreadable media are recorded in ``person_search_error``.
+    re-detection. The index is saved every ``INDEX_CHECKPOINT_SECONDS`` while
+    it runs, so an interrupted run resumes where it stopped. Unreadable
+    media are recorded in ``person_search_error``.
 
     Returns a summary dict (samples, processed, persons, tracks,
     encoder_crops, encoder_calls = the encoder's forward passes, errors, brain_key).
@@ -173,17 +176,16 @@ def index_persons(samples, matcher=defaults.MATCHER_MODEL, detector=defaults.DET
         find = functools.lru_cache(maxsize=1)(
             lambda: with_runtime(load_detector(detector, confidence=confidence, device=device), runtime))
     previous = _existing_gallery(samples, brain_key, matcher, overwrite)
+    checkpoint = _Checkpoint(samples._root_dataset, brain_key, matcher, persons_field, previous, backend)
     if samples.media_type == "video":
         summary, embeddings = _index_videos(samples, match, find, detections_field, persons_field, previous,
                                             detect_every, refresh_frames, refresh_iou, tracker,
-                                            detector_batch_size, on_progress)
+                                            detector_batch_size, checkpoint, on_progress)
     else:
         summary, embeddings = _index_images(samples, match, find, detections_field, persons_field, previous,
-                                            detector_batch_size, on_progress)
+                                            detector_batch_size, checkpoint, on_progress)
     notify(on_progress, 0.96, "indexing embeddings")
-    embeddings.update(_kept_outside(samples, persons_field, previous))
-    embeddings = {sid: emb for sid, emb in embeddings.items() if len(emb)}
-    _build_index(samples._root_dataset, brain_key, matcher, persons_field, embeddings, backend)
+    embeddings = checkpoint.save(embeddings)
     if embeddings:
         notify(on_progress, 0.98, "preparing the query encoder")
         query_encoder(match)  # on CPU: the text tower's export, cached, so the first query is fast too
@@ -192,19 +194,45 @@ def index_persons(samples, matcher=defaults.MATCHER_MODEL, detector=defaults.DET
     return summary
 
 
-def _kept_outside(samples, persons_field, previous):
-    """Indexed embeddings of samples outside ``samples`` (a view), so indexing a view loses none of them."""
-    root = samples._root_dataset
-    if samples is root or not previous.vectors:
+def _reusable(dataset, persons_field, previous):
+    """``{owner id: vectors}`` of every frame (videos) or image whose persons all have a vector in ``previous``."""
+    video = dataset.media_type == "video"
+    if not previous.vectors or not (dataset.has_frame_field if video else dataset.has_sample_field)(persons_field):
         return {}
-    others = root.exclude(samples.values("id"))
-    if root.media_type == "video":
-        frame_ids, label_ids = others.values(["frames.id", f"frames.{persons_field}.detections.id"])
+    if video:
+        frame_ids, label_ids = dataset.values(["frames.id", f"frames.{persons_field}.detections.id"])
         pairs = [(f, lids) for fids, lists in zip(frame_ids, label_ids) for f, lids in zip(fids, lists)]
     else:
-        pairs = list(zip(*others.values(["id", f"{persons_field}.detections.id"])))
-    kept = {sid: previous.get(lids) for sid, lids in pairs if lids}
-    return {sid: vectors for sid, vectors in kept.items() if vectors is not None}
+        pairs = list(zip(*dataset.values(["id", f"{persons_field}.detections.id"])))
+    kept = {owner: previous.get(lids) for owner, lids in pairs if lids}
+    return {owner: vectors for owner, vectors in kept.items() if vectors is not None}
+
+
+class _Checkpoint:
+    """Saves the index of what is embedded so far, so an interrupted run loses none of it.
+
+    The index holds this run's embeddings plus every earlier one whose
+    persons are still on the dataset (samples not reached yet, samples
+    outside the view being indexed). Called after each video or batch of
+    images, it saves at most every ``INDEX_CHECKPOINT_SECONDS``.
+    """
+
+    def __init__(self, dataset, brain_key, matcher, persons_field, previous, backend):
+        self.dataset, self.brain_key, self.matcher = dataset, brain_key, matcher
+        self.persons_field, self.previous, self.backend = persons_field, previous, backend
+        self.saved_at = time.monotonic()
+
+    def __call__(self, embeddings):
+        if time.monotonic() - self.saved_at >= defaults.INDEX_CHECKPOINT_SECONDS:
+            self.save(embeddings)
+
+    def save(self, embeddings):
+        """Write the index now; returns the embeddings it holds (``{owner id: vectors}``)."""
+        everything = {**_reusable(self.dataset, self.persons_field, self.previous), **embeddings}
+        everything = {owner: vectors for owner, vectors in everything.items() if len(vectors)}
+        _build_index(self.dataset, self.brain_key, self.matcher, self.persons_field, everything, self.backend)
+        self.saved_at = time.monotonic()
+        return everything
 
 
 def _build_index(dataset, brain_key, matcher, persons_field, embeddings, backend):
@@ -278,7 +306,8 @@ def _person(box, width, height, confidence, **attributes):
                          bounding_box=[x1 / width, y1 / height, (x2 - x1) / width, (y2 - y1) / height], **attributes)
 
 
-def _index_images(samples, match, find, detections_field, persons_field, previous, batch_size, on_progress):
+def _index_images(samples, match, find, detections_field, persons_field, previous, batch_size, checkpoint,
+                  on_progress):
     import fiftyone.core.labels as fol
 
     from .video import clip_box
@@ -339,6 +368,7 @@ def _index_images(samples, match, find, detections_field, persons_field, previou
         summary["persons"] += len(crops)
         summary["processed"] += len(todo)
         _write(samples, {persons_field: {sid: persons_out.pop(sid) for sid, _ in list(persons_out.items())}})
+        checkpoint(embeddings)
         notify(on_progress, 0.95 * min(start + batch_size, len(ids)) / max(len(ids), 1), "detecting and embedding")
     _write(samples, {defaults.PERSON_ERROR_FIELD: errors})
     summary["errors"] = sum(1 for e in errors.values() if e)
@@ -368,7 +398,7 @@ def _write(samples, fields):
 
 
 def _index_videos(samples, match, find, detections_field, persons_field, previous, detect_every,
-                  refresh_frames, refresh_iou, tracker, batch_size, on_progress):
+                  refresh_frames, refresh_iou, tracker, batch_size, checkpoint, on_progress):
     from .video import track_video
 
     dataset = samples._root_dataset
@@ -380,7 +410,7 @@ def _index_videos(samples, match, find, detections_field, persons_field, previou
     rows = samples.values(fields)
     ids, paths, lengths = rows[:3]
     done_tracks = rows[3] if indexed else [None] * len(ids)
-    embeddings, errors, track_counts = {}, {}, {}
+    embeddings, errors = {}, {}
     summary = dict(samples=len(ids), processed=0, persons=0, tracks=0, encoder_crops=0, encoder_calls=0,
                    errors=0)
     for i, (sid, path) in enumerate(zip(ids, paths)):
@@ -416,13 +446,15 @@ def _index_videos(samples, match, find, detections_field, persons_field, previou
             continue
         embeddings.update(_write_video(dataset, sid, tracks, persons_field))
         errors[sid] = None
-        track_counts[sid] = len(tracks.track_frames())
+        track_count = len(tracks.track_frames())
+        _write(samples, {defaults.PERSON_TRACKS_FIELD: {sid: track_count}})  # marks the video as processed
+        checkpoint(embeddings)
         summary["processed"] += 1
-        summary["tracks"] += track_counts[sid]
+        summary["tracks"] += track_count
         summary["persons"] += sum(len(p) for p in tracks.frames.values())
         summary["encoder_crops"] += tracks.encoder_crops
         summary["encoder_calls"] += tracks.encoder_calls
-    _write(samples, {defaults.PERSON_TRACKS_FIELD: track_counts, defaults.PERSON_ERROR_FIELD: errors})
+    _write(samples, {defaults.PERSON_ERROR_FIELD: errors})
     summary["errors"] = sum(1 for e in errors.values() if e)
     return summary, embeddings
 

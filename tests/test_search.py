@@ -470,3 +470,57 @@ def test_track_embedding_is_refreshed_when_the_box_changes_shape(test_root):
     span = last - first + 1  # a track born after frame 1 is confirmed (and embedded) one frame later
     assert periodic.encoder_crops in (-(-span // 5), -(-(span - 1) // 5))
     assert sum(len(p) for p in steady.frames.values()) == len(track)
+
+
+def test_interrupted_runs_resume_where_they_stopped(dataset, test_root, tiny_siglip, monkeypatch):
+    """A killed job keeps the index of what it finished: the re-run processes only the rest."""
+    import person_finder.core.video as video
+
+    folder = os.path.join(test_root, "interrupted", dataset.name)
+    for seed in (5, 6, 7):
+        _add_video(dataset, folder, synthetic.random_specs(2, seed=seed), num_frames=20, seed=seed)
+    ids, paths = dataset.values(["id", "filepath"])
+    monkeypatch.setattr(defaults, "INDEX_CHECKPOINT_SECONDS", 0)  # save after every video
+    real_track_video, tracked = video.track_video, []
+
+    def killed_at_third_video(path, *args, **kwargs):
+        if len(tracked) == 2:
+            raise KeyboardInterrupt("the delegated job was killed")
+        tracked.append(path)
+        return real_track_video(path, *args, **kwargs)
+
+    monkeypatch.setattr(video, "track_video", killed_at_third_video)
+    with pytest.raises(KeyboardInterrupt):
+        index_persons(dataset, matcher=tiny_siglip, detections_field="ground_truth")
+    assert {r["sample_id"] for r in rank_persons(dataset, QUERY, k=None)} == set(ids[:2])
+    tracked.clear()
+    summary = index_persons(dataset, matcher=tiny_siglip, detections_field="ground_truth")
+    assert tracked == paths[2:] and summary["processed"] == 1
+    assert summary["tracks"] == sum(dataset.values(defaults.PERSON_TRACKS_FIELD)) >= 6
+    assert {r["sample_id"] for r in rank_persons(dataset, QUERY, k=None)} == set(ids)
+
+
+def test_interrupted_image_run_keeps_the_batches_it_finished(scenes_dataset, tiny_siglip, monkeypatch):
+    from person_finder.core.models.matcher import ImageTextMatcher
+
+    dataset, _ = scenes_dataset
+    monkeypatch.setattr(defaults, "INDEX_CHECKPOINT_SECONDS", 0)
+    real_embed = ImageTextMatcher.embed_images
+
+    def killed_at_second_batch(self, images, batch_size=None):
+        if killed_at_second_batch.calls == 1:
+            raise KeyboardInterrupt("the delegated job was killed")
+        killed_at_second_batch.calls += 1
+        return real_embed(self, images, batch_size=batch_size)
+
+    killed_at_second_batch.calls = 0
+    monkeypatch.setattr(ImageTextMatcher, "embed_images", killed_at_second_batch)
+    with pytest.raises(KeyboardInterrupt):  # one image per batch: the first image is finished
+        index_persons(dataset, matcher=tiny_siglip, detections_field="ground_truth", detector_batch_size=1)
+    first, second = dataset.values("id")
+    assert {r["sample_id"] for r in rank_persons(dataset, QUERY, k=None)} == {first}
+    monkeypatch.setattr(ImageTextMatcher, "embed_images", real_embed)
+    calls = _encoder_calls(monkeypatch)
+    summary = index_persons(dataset, matcher=tiny_siglip, detections_field="ground_truth")
+    assert calls["crops"] == 3 and summary["processed"] == 1  # only the second image's 3 people
+    assert {r["sample_id"] for r in rank_persons(dataset, QUERY, k=None)} == {first, second}
