@@ -524,3 +524,30 @@ def test_interrupted_image_run_keeps_the_batches_it_finished(scenes_dataset, tin
     summary = index_persons(dataset, matcher=tiny_siglip, detections_field="ground_truth")
     assert calls["crops"] == 3 and summary["processed"] == 1  # only the second image's 3 people
     assert {r["sample_id"] for r in rank_persons(dataset, QUERY, k=None)} == {first, second}
+
+
+def test_video_crops_reach_the_encoder_in_rgb(test_root):
+    """Frames stay BGR for the detector and tracker; the crops the matcher sees must be RGB."""
+    from person_finder.core.video import track_video
+
+    spec = synthetic.PersonSpec("red", "blue", long_sleeves=True, long_lower=True)
+    truth = synthetic.write_video(os.path.join(test_root, "rgb", "walk.mp4"), [spec], num_frames=12,
+                                  width=320, height=180, seed=2)
+    width, height = truth.frame_size
+    (track,) = truth.tracks.values()
+    crops = []
+
+    def detect(numbers, frames):
+        return [np.asarray([[x * width, y * height, (x + w) * width, (y + h) * height, 0.9]
+                            for x, y, w, h in [track[n]]] if n in track else [], np.float32).reshape(-1, 5)
+                for n in numbers]
+
+    def embed(images):
+        crops.extend(images)
+        return np.ones((len(images), 4), np.float32) / 2
+
+    track_video(truth.filepath, detect, embed)
+    crop = np.asarray(crops[0], dtype=float)
+    third = len(crop) // 3
+    top, legs = crop[third:2 * third].reshape(-1, 3).mean(0), crop[2 * third:].reshape(-1, 3).mean(0)
+    assert top[0] > top[2] + 25 and legs[2] > legs[0] + 25, (top, legs)  # red top, blue trousers
