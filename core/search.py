@@ -194,8 +194,11 @@ def index_persons(samples, matcher=defaults.MATCHER_MODEL, detector=defaults.DET
     return summary
 
 
-def _reusable(dataset, persons_field, previous):
-    """``{owner id: vectors}`` of every frame (videos) or image whose persons all have a vector in ``previous``."""
+def _reusable(dataset, persons_field, previous, held=()):
+    """``{owner id: vectors}`` of every frame (videos) or image whose persons all have a vector in ``previous``.
+
+    Owners already in ``held`` (this run's embeddings) are skipped, so their vectors are not stacked twice.
+    """
     video = dataset.media_type == "video"
     if not previous.vectors or not (dataset.has_frame_field if video else dataset.has_sample_field)(persons_field):
         return {}
@@ -204,7 +207,7 @@ def _reusable(dataset, persons_field, previous):
         pairs = [(f, lids) for fids, lists in zip(frame_ids, label_ids) for f, lids in zip(fids, lists)]
     else:
         pairs = list(zip(*dataset.values(["id", f"{persons_field}.detections.id"])))
-    kept = {owner: previous.get(lids) for owner, lids in pairs if lids}
+    kept = {owner: previous.get(lids) for owner, lids in pairs if lids and owner not in held}
     return {owner: vectors for owner, vectors in kept.items() if vectors is not None}
 
 
@@ -228,7 +231,7 @@ class _Checkpoint:
 
     def save(self, embeddings):
         """Write the index now; returns the embeddings it holds (``{owner id: vectors}``)."""
-        everything = {**_reusable(self.dataset, self.persons_field, self.previous), **embeddings}
+        everything = {**_reusable(self.dataset, self.persons_field, self.previous, held=embeddings), **embeddings}
         everything = {owner: vectors for owner, vectors in everything.items() if len(vectors)}
         _build_index(self.dataset, self.brain_key, self.matcher, self.persons_field, everything, self.backend)
         self.saved_at = time.monotonic()
