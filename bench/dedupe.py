@@ -2,7 +2,7 @@
 
 - Embedding: the real DINOv2-small architecture (from its config, random
   weights) through ``load_dinov2``, on synthetic 64x128 crops, CPU.
-- Search: ``core.dedupe.radius_pairs`` on synthetic unit vectors (384-d,
+- Search: ``core.curation.dedupe.radius_pairs`` on synthetic unit vectors (384-d,
   like DINOv2-small) at 10k and 50k, whole collection ("global") and per
   identity, plus FiftyOne's own ``SimilarityIndex.find_duplicates`` (sklearn
   backend) at 10k for comparison. Peak memory is tracemalloc's peak of
@@ -52,7 +52,7 @@ def make_dinov2_small(folder):
 def bench_embedding(num_crops):
     import torch
 
-    from person_finder.core.kit.synthetic import random_specs, render_crop
+    from person_finder.testing.synthetic import random_specs, render_crop
     from person_finder.core.models.dinov2 import load_dinov2
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -81,7 +81,7 @@ def synthetic_vectors(n, identities, seed=0):
 
 
 def bench_search(n, threshold):
-    from person_finder.core.dedupe import radius_pairs
+    from person_finder.core.curation.dedupe import radius_pairs
 
     x, ids, planted = synthetic_vectors(n, identities=max(n // 66, 2))
     radius_pairs(x[:10], threshold)  # warm-up: sklearn's import is not part of the search
@@ -101,7 +101,7 @@ def start_database():
     root = tempfile.mkdtemp(prefix="bench-dedupe-")
     atexit.register(shutil.rmtree, root, True)  # runs after mongod's own atexit stop
     os.environ.setdefault("FIFTYONE_DO_NOT_TRACK", "true")
-    from person_finder.core.kit.mongo import start_private_mongod
+    from person_finder.testing.mongo import start_private_mongod
 
     start_private_mongod(os.path.join(root, "db"))
 

@@ -9,7 +9,7 @@ query is a prototype plus a fixed modality offset plus noise. Exact search
 At every size both engines are driven with the calls FiftyOne brain's
 backends make (sklearn: ``NearestNeighbors`` on the normalised vectors;
 LanceDB: ``table.search(q).metric("cosine").limit(k)`` on the brain's table
-layout, with the approximate index :func:`core.backends.finalize_index`
+layout, with the approximate index :func:`core.search.backends.finalize_index`
 adds to large tables). At 10k both also run end to end through a FiftyOne
 dataset and ``sort_by_similarity``. A text query's cost = text-tower
 forward (a SigLIP-B/16-sized text model, random weights, 64 tokens) +
@@ -110,8 +110,10 @@ def bench_lancedb(gallery, queries, truth, folder):
     import lancedb
     import pyarrow as pa
 
-    from person_finder.core import backends, defaults
+    from person_finder.core.search import backends
 
+
+    from person_finder.core import defaults
     db = lancedb.connect(folder)
     ids = [f"{i:024x}" for i in range(len(gallery))]
 
@@ -139,7 +141,7 @@ def bench_lancedb(gallery, queries, truth, folder):
 
 def bench_fiftyone(gallery, queries, truth, folder):
     """End to end at small scale: a dataset, compute_similarity with each backend, sort_by_similarity."""
-    from person_finder.core.kit.mongo import start_private_mongod
+    from person_finder.testing.mongo import start_private_mongod
 
     start_private_mongod(os.path.join(folder, "db"))
     os.environ["FIFTYONE_BRAIN_SIMILARITY_LANCEDB_URI"] = os.path.join(folder, "lancedb")

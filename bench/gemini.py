@@ -25,7 +25,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(os.path.dirname(HERE), "tests"))
 sys.path.insert(0, HERE)
 
-from person_finder.core.kit.mongo import start_private_mongod  # noqa: E402
+from person_finder.testing.mongo import start_private_mongod  # noqa: E402
 
 TMP = tempfile.mkdtemp(prefix="pf-bench-gemini-")
 start_private_mongod(os.path.join(TMP, "db"))
@@ -37,7 +37,7 @@ import fiftyone as fo  # noqa: E402
 from fake_gemini import FakeGemini, add_people  # noqa: E402
 from person_finder.core import defaults  # noqa: E402
 from person_finder.core.attributes.gemini import generate_attributes  # noqa: E402
-from person_finder.core.kit.synthetic import random_specs  # noqa: E402
+from person_finder.testing.synthetic import random_specs  # noqa: E402
 
 
 def make_dataset(num, name):

@@ -21,7 +21,7 @@ def batching(device, crops=128):
     import torch
     from transformers import SiglipConfig, SiglipImageProcessor, SiglipModel
 
-    from person_finder.core.kit import synthetic
+    from person_finder.testing import synthetic
     from person_finder.core.models.matcher import ImageTextMatcher
 
     model = SiglipModel(SiglipConfig()).to(device).eval()
@@ -50,8 +50,8 @@ def finetune(device, precision):
     """``finetune_tiny_siglip`` (data, model, training) on the GPU; returns (seconds, held-out metrics)."""
     import tempfile
 
-    from person_finder.core.evaluation import retrieval_metrics, text_to_image_scores
-    from person_finder.core.kit import people_training, synthetic
+    from person_finder.core.training.evaluation import retrieval_metrics, text_to_image_scores
+    from person_finder.testing import people_training, synthetic
     from person_finder.core.models.matcher import load_matcher
 
     held_out = people_training.held_out_specs()

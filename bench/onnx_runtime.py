@@ -3,7 +3,7 @@
 Random weights with the real architectures (no downloads): speed depends
 on the graph, not on the values. Both runtimes use the same thread count,
 the same inputs and the plugin's own code paths (``load_detector`` /
-``load_matcher`` and :func:`core.onnx.with_runtime`); the ratio is measured
+``load_matcher`` and :func:`core.models.onnx.with_runtime`); the ratio is measured
 in one run. Agreement is checked too (max |difference|).
 
     .venv/bin/python bench/onnx_runtime.py      # about 3 minutes (named so it does not shadow the onnx package)
@@ -36,7 +36,7 @@ def siglip_base_folder(folder):
     """A SigLIP with the base-patch16-224 image tower (random weights) and a tiny text side, saved like a checkpoint."""
     from transformers import SiglipConfig, SiglipModel, SiglipProcessor
 
-    from person_finder.core.kit.tiny_models import make_tiny_siglip
+    from person_finder.testing.tiny_models import make_tiny_siglip
 
     tiny = make_tiny_siglip(os.path.join(folder, "tiny"))
     processor = SiglipProcessor.from_pretrained(tiny)
@@ -50,8 +50,8 @@ def siglip_base_folder(folder):
 def main():
     import torch
 
-    from person_finder.core import onnx
-    from person_finder.core.kit import synthetic, tiny_models
+    from person_finder.core.models import onnx
+    from person_finder.testing import synthetic, tiny_models
     from person_finder.core.models.detector import load_detector
     from person_finder.core.models.matcher import load_matcher
 

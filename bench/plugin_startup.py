@@ -47,7 +47,7 @@ def _run(plugins_dir, db_uri):
 
 
 def main():
-    from person_finder.core.kit.mongo import start_private_mongod
+    from person_finder.testing.mongo import start_private_mongod
 
     root = tempfile.mkdtemp(prefix="bench-startup-")
     db_uri = start_private_mongod(os.path.join(root, "db"))

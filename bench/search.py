@@ -61,7 +61,7 @@ def environment(root, start_db=True):
         "TOKENIZERS_PARALLELISM": "false",
     })
     if start_db:
-        from person_finder.core.kit.mongo import start_private_mongod
+        from person_finder.testing.mongo import start_private_mongod
 
         start_private_mongod(os.path.join(root, "db"))
 
@@ -71,7 +71,7 @@ def make_siglip_base(folder):
     import torch
     from transformers import SiglipConfig, SiglipImageProcessor, SiglipModel, SiglipProcessor, SiglipTokenizer
 
-    from person_finder.core.kit.tiny_models import make_sentencepiece
+    from person_finder.testing.tiny_models import make_sentencepiece
 
     torch.manual_seed(0)
     tokenizer = SiglipTokenizer(vocab_file=make_sentencepiece(os.path.join(folder, "sp")), model_max_length=64)
@@ -173,7 +173,7 @@ def forward_passes(truth, detector, matcher, crop_count):
     timed); ``crop_count`` crops, spread over the video, are embedded in
     the matcher's batches.
     """
-    from person_finder.core.video import read_frames
+    from person_finder.core.search.tracking import read_frames
 
     boxes = video_truth_boxes(truth)
     wanted = set(np.linspace(0, sum(map(len, boxes)) - 1, crop_count).astype(int).tolist())
@@ -198,7 +198,7 @@ def bench_video(root, truth, siglip_dir, yolo_path):
 
     detector = load_detector(yolo_path, device="cpu")
     # warm process: the matcher is loaded once (a short clip), as a service or the App worker would hold it
-    from person_finder.core.kit import synthetic
+    from person_finder.testing import synthetic
 
     warm = synthetic.write_video(os.path.join(root, "warm.mp4"), truth.specs[:1], num_frames=8, seed=9)
     ds = fo.Dataset("bench-search-warm")
@@ -239,7 +239,7 @@ def bench_images(root, siglip_dir, yolo_path, count=8):
     """Scene images: second query vs processing again, and batched vs per-crop embedding."""
     import fiftyone as fo
 
-    from person_finder.core.kit import synthetic
+    from person_finder.testing import synthetic
     from person_finder.core.models.detector import load_detector
     from person_finder.core.models.matcher import load_matcher
     from person_finder.core.search import index_persons, search_persons
@@ -302,7 +302,7 @@ def _status(key):
 
 
 def bench_memory(root, tiny_dir, lengths):
-    from person_finder.core.kit import synthetic
+    from person_finder.testing import synthetic
 
     out = {}
     for n in lengths:
@@ -338,9 +338,9 @@ def main():
         environment(root)
         import torch
 
-        from person_finder.core.kit import synthetic
-        from person_finder.core.kit.people_training import finetune_tiny_siglip
-        from person_finder.core.kit.tiny_models import make_tiny_siglip, make_tiny_yolo
+        from person_finder.testing import synthetic
+        from person_finder.testing.people_training import finetune_tiny_siglip
+        from person_finder.testing.tiny_models import make_tiny_siglip, make_tiny_yolo
 
         torch.set_num_threads(max(torch.get_num_threads(), 1))
         tiny = make_tiny_siglip(os.path.join(root, "tiny-siglip"))

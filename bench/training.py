@@ -47,8 +47,8 @@ def _status(key):
 
 
 def _items(n_people, per_person):
-    from person_finder.core.kit import synthetic
-    from person_finder.core.kit.people_training import person_items
+    from person_finder.testing import synthetic
+    from person_finder.testing.people_training import person_items
 
     return person_items(synthetic.random_specs(n_people, seed=2), 0, per_person)
 
@@ -153,7 +153,7 @@ def main():
     if args.memory_child:
         return memory_child(args.model, args.memory_child, args.batch, args.steps)
 
-    from person_finder.core.kit.tiny_models import make_tiny_siglip
+    from person_finder.testing.tiny_models import make_tiny_siglip
 
     with tempfile.TemporaryDirectory() as tmp:
         folder = make_tiny_siglip(os.path.join(tmp, "siglip"), **MODEL)

@@ -3,11 +3,9 @@
 Operators read their form defaults from here and ``core`` functions use the
 same names as keyword defaults, so the App, ``foo.execute_operator`` and
 plain Python behave alike. Change a default here and every entry point
-follows.
+follows. Names of fields, tags and run keys (the data contract) are in
+:mod:`core.contract`; runtime switches are at the end.
 """
-
-PLUGIN_NAME = "@openset-reid/person-finder"
-GEMINI_SECRET = "GEMINI_API_KEY"
 
 # --- models ---------------------------------------------------------------
 #: Image-text matcher: any Hugging Face SigLIP / SigLIP 2 / CLIP id or folder.
@@ -15,8 +13,6 @@ MATCHER_MODEL = "google/siglip-base-patch16-224"
 #: SigLIP was trained on texts padded to this many tokens.
 MATCHER_TEXT_TOKENS = 64
 MATCHER_BATCH_SIZE = 32
-#: Name of the zoo model (in this plugin's local model source) wrapping the matcher.
-MATCHER_ZOO_MODEL = "person-finder-matcher"
 
 #: Person detector: an Ultralytics weights name or a .pt / .onnx / .yaml path.
 DETECTOR_MODEL = "yolo26n.pt"
@@ -34,29 +30,10 @@ DEDUPE_BATCH_SIZE = 32
 GEMINI_MODEL = "gemini-2.5-flash"
 
 # --- fields of person-crop (ReID) datasets ----------------------------------
-PERSON_ID_FIELD = "person_id"
-CAMERA_ID_FIELD = "camera_id"
-SPLIT_TAGS = ("train", "query", "gallery")
-VAL_TAG = "val"
-DISTRACTOR_TAG = "distractor"
-ATTRIBUTES_FIELD = "attributes"
-ATTRIBUTES_ERROR_FIELD = "attributes_error"
-MERGED_ATTRIBUTES_FIELD = "merged_attributes"
-AGREEMENT_FIELD = "attribute_agreement"
-DESCRIPTION_FIELD = "description"
 
 # --- fields of scene images and videos -----------------------------------
-PERSONS_FIELD = "persons"
-PERSON_LABEL = "person"
-MATCH_LABEL = "match"
-SIMILARITY_ATTR = "similarity"
-PROBABILITY_ATTR = "probability"
-SAMPLE_SIMILARITY_FIELD = "person_similarity"
-VIDEO_MATCHES_FIELD = "person_matches"
-PERSON_ERROR_FIELD = "person_search_error"
 
 # --- search ----------------------------------------------------------------
-PERSON_INDEX_KEY = "person_index"
 #: Cosine similarity above which a person counts as a match (see README).
 MATCH_THRESHOLD = 0.1
 TOP_K = 25
@@ -74,8 +51,6 @@ INDEX_CHECKPOINT_SECONDS = 300
 VIDEO_FRAMES_PER_WRITE = 1000
 #: Trackers the video search accepts (Ultralytics' names).
 TRACKERS = ("bytetrack", "botsort")
-#: Sample field (videos): number of person tracks found; also marks a video as processed.
-PERSON_TRACKS_FIELD = "person_tracks"
 #: How a match threshold is given: a raw cosine or SigLIP's calibrated probability.
 THRESHOLD_TYPES = ("cosine", "probability")
 #: The same cut given as SigLIP's calibrated probability sigmoid(scale * cos + bias).
@@ -85,32 +60,18 @@ EXPORT_MATCH_COLOR = "#ff0000"
 EXPORT_OTHER_COLOR = "#b0b0b0"
 
 # --- curation: Market-1501, hub, near-duplicates (issue 4) -------------------
-#: Dict field of Market-1501's 27 original attribute codes (1 = no, 2 = yes; age 1-4).
-MARKET_ATTRIBUTES_FIELD = "market_attributes"
 #: Seed of the validation split carved out of train by identity.
 VAL_SPLIT_SEED = 0
 #: Samples added to the database per batch during a Market-1501 import.
 MARKET_IMPORT_BATCH = 500
-#: Secret holding the Hugging Face token used to publish / load private datasets.
-HF_TOKEN_SECRET = "HF_TOKEN"
-#: Brain key of the DINOv2 similarity index behind near-duplicate and leakage search.
-DEDUPE_BRAIN_KEY = "dedupe_dinov2"
 #: Cosine distance (1 - cos) at or under which two crops are near-duplicates. A prior, not
 #: measured here (no DINOv2 weights offline): check it against the histogram the dry run reports.
 DEDUPE_THRESHOLD = 0.05
 #: "identity": compare crops of the same person_id only; "global": compare all crops.
 DEDUPE_SCOPES = ("identity", "global")
 DEDUPE_SCOPE = "identity"
-DUPLICATE_TAG = "near_duplicate"
-REPRESENTATIVE_TAG = "duplicate_representative"
-#: Sample id of the representative of a sample's near-duplicate group (on both members and representative).
-DUPLICATE_GROUP_FIELD = "duplicate_group"
-DUPLICATES_VIEW = "near_duplicates"
-REPRESENTATIVES_VIEW = "duplicate_representatives"
 #: Near-duplicates across two of these groups of split tags are leaks (query vs gallery is by design).
 LEAKAGE_SPLIT_GROUPS = (("train",), ("val",), ("query", "gallery"))
-LEAK_TAG = "split_leak"
-LEAKS_VIEW = "split_leaks"
 #: Nearest-neighbour distance histogram reported by the dry run: bins over [0, max], plus an overflow count.
 DISTANCE_HISTOGRAM_MAX = 0.5
 DISTANCE_HISTOGRAM_BINS = 25
@@ -118,11 +79,6 @@ DISTANCE_HISTOGRAM_BINS = 25
 DEDUPE_WORKING_MEMORY_MB = 64
 
 # --- attributes and descriptions with Gemini, multi-view merge (issue 5) -----
-#: Version of the prompt and schema; recorded in every run so results can be traced.
-ATTRIBUTES_PROMPT_VERSION = "person-attributes-v1"
-#: Where the FiftyOne run record of a generation / merge is stored.
-ATTRIBUTES_RUN_KEY = "person_attributes"
-MERGE_RUN_KEY = "person_attributes_merge"
 #: "gemini" (needs GEMINI_API_KEY) or "zero-shot" (the image-text matcher, offline).
 ATTRIBUTES_PROVIDER = "gemini"
 #: Views per Gemini call: 1 = per view; N > 1 = up to N views of one identity in one call.
@@ -148,8 +104,6 @@ GEMINI_IMAGE_TOKENS = 258
 INCLUDE_SENSITIVE_ATTRIBUTES = False
 #: Multi-view merge: an accessory is present when at least this many views see it (or all views, if fewer).
 ACCESSORY_MIN_VIEWS = 2
-#: Attribute of the merged document listing, per disagreeing field, which views said what.
-CONFLICTS_ATTR = "conflicts"
 #: Zero-shot provider: a value whose probability is below this becomes "unknown".
 ZERO_SHOT_MIN_CONFIDENCE = 0.3
 
@@ -179,9 +133,6 @@ TRAIN_MIXED_PRECISION = "auto"
 TRAIN_MIN_IDENTITIES = 2
 #: Data-loading worker processes when training on a GPU (on CPU the loop loads data itself).
 TRAIN_GPU_WORKERS = 4
-#: Run keys of fine-tuning and evaluation records on the dataset.
-TRAIN_RUN_KEY = "matcher_finetune"
-EVAL_RUN_KEY = "matcher_eval"
 #: CMC ranks reported by the evaluation.
 EVAL_RANKS = (1, 5, 10)
 #: Calibration picks the lowest score whose precision on held-out data reaches this.
@@ -223,8 +174,6 @@ ONNX_BOX_TOLERANCE_PX = 0.5
 ONNX_SCORE_TOLERANCE = 1e-3
 
 # --- ranked-results panel (issue 7) ------------------------------------------
-#: Execution store (scoped to the dataset) holding the panel's recent queries; survives App restarts.
-PANEL_STORE = "person_finder_panel"
 #: Recent queries kept per dataset (newest first, duplicates moved to the front).
 PANEL_RECENT_QUERIES = 10
 #: Largest k the panel offers (each result carries a crop thumbnail).
@@ -234,5 +183,3 @@ PANEL_CROP_HEIGHT = 128
 PANEL_CROP_QUALITY = 85
 #: Bins of the score histogram.
 PANEL_HISTOGRAM_BINS = 30
-#: Operator the panel offers when the dataset has no person index that answers text prompts.
-PANEL_INDEX_OPERATOR = "@openset-reid/person-finder/index_persons"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import fiftyone.operators as foo
 import fiftyone.operators.types as types
 
-from ..core import defaults
+from ..core import contract, defaults
 from . import common
 
 PROVIDERS = ("gemini", "zero-shot")
@@ -39,9 +39,9 @@ class GeneratePersonAttributes(foo.Operator):
                        label="Requests per minute (0 = no cap)")
             inputs.bool("dry_run", default=False, label="Dry run",
                         description="Only count the calls and estimate the tokens")
-            if not ctx.params.get("dry_run") and not ctx.secrets.get(defaults.GEMINI_SECRET):
+            if not ctx.params.get("dry_run") and not ctx.secrets.get(contract.GEMINI_SECRET):
                 inputs.view("no_key", types.Warning(
-                    label=f"The {defaults.GEMINI_SECRET} secret is not set",
+                    label=f"The {contract.GEMINI_SECRET} secret is not set",
                     description="Set it for this plugin (or the environment), choose zero-shot, or do a dry run"))
         else:
             inputs.str("matcher", default=defaults.MATCHER_MODEL, label="Matcher",
@@ -67,7 +67,7 @@ class GeneratePersonAttributes(foo.Operator):
                       overwrite=bool(p.get("overwrite", False)), dry_run=bool(p.get("dry_run", False)),
                       on_progress=common.progress_reporter(ctx))
         if provider == "gemini":
-            kwargs.update(api_key=ctx.secrets.get(defaults.GEMINI_SECRET), model=p.get("model", defaults.GEMINI_MODEL),
+            kwargs.update(api_key=ctx.secrets.get(contract.GEMINI_SECRET), model=p.get("model", defaults.GEMINI_MODEL),
                           views_per_call=int(p.get("views_per_call", defaults.GEMINI_VIEWS_PER_CALL)),
                           concurrency=int(p.get("concurrency", defaults.GEMINI_CONCURRENCY)),
                           requests_per_minute=int(p.get("requests_per_minute", defaults.GEMINI_REQUESTS_PER_MINUTE)))
@@ -90,11 +90,11 @@ class MergePersonAttributes(foo.Operator):
     def resolve_input(self, ctx):
         inputs = types.Object()
         inputs.view_target(ctx)
-        fields = sorted(ctx.dataset.get_field_schema()) if ctx.dataset else [defaults.PERSON_ID_FIELD]
+        fields = sorted(ctx.dataset.get_field_schema()) if ctx.dataset else [contract.PERSON_ID_FIELD]
         choices = types.Dropdown()
         for name in fields:
             choices.add_choice(name, label=name)
-        default_group = defaults.PERSON_ID_FIELD if defaults.PERSON_ID_FIELD in fields else None
+        default_group = contract.PERSON_ID_FIELD if contract.PERSON_ID_FIELD in fields else None
         inputs.enum("group_field", choices.values(), default=default_group, view=choices,
                     label="Identity field", description="person_id, or the track id of crops cut from videos")
         inputs.int("accessory_min_views", default=defaults.ACCESSORY_MIN_VIEWS, min=1,
@@ -116,8 +116,8 @@ class MergePersonAttributes(foo.Operator):
         p = ctx.params
         extra = {}
         if p.get("rewrite"):
-            extra = dict(api_key=ctx.secrets.get(defaults.GEMINI_SECRET), model=p.get("model", defaults.GEMINI_MODEL))
-        return merge_attributes(ctx.target_view(), group_field=p.get("group_field") or defaults.PERSON_ID_FIELD,
+            extra = dict(api_key=ctx.secrets.get(contract.GEMINI_SECRET), model=p.get("model", defaults.GEMINI_MODEL))
+        return merge_attributes(ctx.target_view(), group_field=p.get("group_field") or contract.PERSON_ID_FIELD,
                                 accessory_min_views=int(p.get("accessory_min_views", defaults.ACCESSORY_MIN_VIEWS)),
                                 rewrite=bool(p.get("rewrite", False)), on_progress=common.progress_reporter(ctx),
                                 **extra)
@@ -140,19 +140,19 @@ class AuditPersonAttributes(foo.Operator):
         inputs = types.Object()
         inputs.view_target(ctx)
         choices = types.RadioGroup()
-        for name in (defaults.ATTRIBUTES_FIELD, defaults.MERGED_ATTRIBUTES_FIELD):
+        for name in (contract.ATTRIBUTES_FIELD, contract.MERGED_ATTRIBUTES_FIELD):
             choices.add_choice(name, label=name)
-        inputs.enum("field", choices.values(), default=defaults.ATTRIBUTES_FIELD, view=choices,
+        inputs.enum("field", choices.values(), default=contract.ATTRIBUTES_FIELD, view=choices,
                     label="Attributes to audit")
-        inputs.str("gt_field", default=defaults.MARKET_ATTRIBUTES_FIELD, label="Ground-truth field")
+        inputs.str("gt_field", default=contract.MARKET_ATTRIBUTES_FIELD, label="Ground-truth field")
         return types.Property(inputs, view=types.View(label="Audit attributes"))
 
     def execute(self, ctx):
         from ..core.attributes.audit import audit_attributes
 
         p = ctx.params
-        return audit_attributes(ctx.target_view(), field=p.get("field", defaults.ATTRIBUTES_FIELD),
-                                gt_field=p.get("gt_field", defaults.MARKET_ATTRIBUTES_FIELD))
+        return audit_attributes(ctx.target_view(), field=p.get("field", contract.ATTRIBUTES_FIELD),
+                                gt_field=p.get("gt_field", contract.MARKET_ATTRIBUTES_FIELD))
 
     def resolve_output(self, ctx):
         outputs = types.Object()

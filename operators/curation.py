@@ -7,7 +7,7 @@ import os
 import fiftyone.operators as foo
 import fiftyone.operators.types as types
 
-from ..core import defaults
+from ..core import contract, defaults
 from . import common
 
 
@@ -28,7 +28,7 @@ def _dedupe_inputs(ctx, inputs, threshold=True):
                       description="Cosine distance at or under which two crops are near-duplicates; "
                                   "check it against the distance histogram of the dry run")
     inputs.str("model", default=defaults.DEDUPE_MODEL, label="DINOv2 model", description="Hugging Face id or folder")
-    inputs.str("brain_key", default=defaults.DEDUPE_BRAIN_KEY, label="Similarity index (brain key)")
+    inputs.str("brain_key", default=contract.DEDUPE_BRAIN_KEY, label="Similarity index (brain key)")
     inputs.int("batch_size", default=defaults.DEDUPE_BATCH_SIZE, min=1, label="Batch size")
 
 
@@ -42,7 +42,7 @@ def _scope_input(inputs):
 def _dedupe_kwargs(ctx, scope=True):
     p = ctx.params
     kwargs = dict(threshold=p.get("threshold", defaults.DEDUPE_THRESHOLD), model=p.get("model", defaults.DEDUPE_MODEL),
-                  brain_key=p.get("brain_key", defaults.DEDUPE_BRAIN_KEY),
+                  brain_key=p.get("brain_key", contract.DEDUPE_BRAIN_KEY),
                   batch_size=p.get("batch_size", defaults.DEDUPE_BATCH_SIZE), on_progress=common.progress_reporter(ctx))
     if scope:
         kwargs["scope"] = p.get("scope", defaults.DEDUPE_SCOPE)
@@ -76,7 +76,7 @@ class ImportMarket1501(foo.Operator):
         return common.resolve_delegation(ctx)
 
     def execute(self, ctx):
-        from ..core.market import import_market1501
+        from ..core.curation.market import import_market1501
 
         p = ctx.params
         _, report = import_market1501(
@@ -105,7 +105,7 @@ class FindNearDuplicates(foo.Operator):
         return common.resolve_delegation(ctx)
 
     def execute(self, ctx):
-        from ..core.dedupe import find_near_duplicates, histogram_text
+        from ..core.curation.dedupe import find_near_duplicates, histogram_text
 
         report = find_near_duplicates(ctx.target_view(), **_dedupe_kwargs(ctx))
         return {**report.summary(), "histogram_text": "```\n" + histogram_text(report.histogram) + "\n```"}
@@ -140,7 +140,7 @@ class RemoveNearDuplicates(foo.Operator):
         return common.resolve_delegation(ctx)
 
     def execute(self, ctx):
-        from ..core.dedupe import remove_near_duplicates
+        from ..core.curation.dedupe import remove_near_duplicates
 
         report = remove_near_duplicates(ctx.target_view(), force=ctx.params.get("force", False), **_dedupe_kwargs(ctx))
         return report.summary()
@@ -164,7 +164,7 @@ class CheckSplitLeakage(foo.Operator):
         return common.resolve_delegation(ctx)
 
     def execute(self, ctx):
-        from ..core.dedupe import check_split_leakage
+        from ..core.curation.dedupe import check_split_leakage
 
         return check_split_leakage(ctx.target_view(), **_dedupe_kwargs(ctx, scope=False)).summary()
 
@@ -185,8 +185,8 @@ class PublishToHub(foo.Operator):
         inputs.bool("private", default=True, label="Private repository")
         inputs.str("staging_dir", label="Write to this folder instead (optional)",
                    description="Writes the files that would be uploaded; nothing leaves the machine")
-        if not ctx.params.get("staging_dir") and not ctx.secrets.get(defaults.HF_TOKEN_SECRET):
-            inputs.view("token_notice", types.Notice(label=f"Set the {defaults.HF_TOKEN_SECRET} secret to publish"))
+        if not ctx.params.get("staging_dir") and not ctx.secrets.get(contract.HF_TOKEN_SECRET):
+            inputs.view("token_notice", types.Notice(label=f"Set the {contract.HF_TOKEN_SECRET} secret to publish"))
         common.add_execution_mode(ctx, inputs)
         return types.Property(inputs, view=types.View(label="Publish to hub"))
 
@@ -194,7 +194,7 @@ class PublishToHub(foo.Operator):
         return common.resolve_delegation(ctx)
 
     def execute(self, ctx):
-        from ..core import hub
+        from ..core.curation import hub
 
         p = ctx.params
         kwargs = dict(description=p.get("description"), license=p.get("license"))
@@ -202,7 +202,7 @@ class PublishToHub(foo.Operator):
             folder = hub.stage_for_hub(ctx.dataset, p["staging_dir"], f"<user>/{p['repo_name']}", **kwargs)
             return {"staged": folder, "samples": len(ctx.dataset)}
         repo_id = hub.publish_to_hub(ctx.dataset, p["repo_name"], private=p.get("private", True),
-                                     token=ctx.secrets.get(defaults.HF_TOKEN_SECRET), **kwargs)
+                                     token=ctx.secrets.get(contract.HF_TOKEN_SECRET), **kwargs)
         return {"repo_id": repo_id, "samples": len(ctx.dataset)}
 
 
@@ -226,11 +226,11 @@ class LoadFromHub(foo.Operator):
         return common.resolve_delegation(ctx)
 
     def execute(self, ctx):
-        from ..core.hub import load_hub_dataset
+        from ..core.curation.hub import load_hub_dataset
 
         p = ctx.params
         dataset = load_hub_dataset(p["source"], name=p.get("dataset_name"), max_samples=p.get("max_samples"),
-                                   token=ctx.secrets.get(defaults.HF_TOKEN_SECRET))
+                                   token=ctx.secrets.get(contract.HF_TOKEN_SECRET))
         return {"dataset": dataset.name, "samples": len(dataset)}
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import fiftyone.operators as foo
 import fiftyone.operators.types as types
 
-from ..core import defaults
+from ..core import contract, defaults
 from . import common
 
 
@@ -22,7 +22,7 @@ class BuildTextIndex(foo.Operator):
     def resolve_input(self, ctx):
         inputs = types.Object()
         inputs.view_target(ctx)
-        inputs.str("brain_key", default=defaults.PERSON_INDEX_KEY, required=True, label="Index name (brain key)")
+        inputs.str("brain_key", default=contract.PERSON_INDEX_KEY, required=True, label="Index name (brain key)")
         inputs.str("matcher", default=defaults.MATCHER_MODEL, required=True, label="Matcher",
                    description="Hugging Face id or local folder of a SigLIP / SigLIP 2 / CLIP model")
         fields = ctx.dataset.get_field_schema(embedded_doc_type=None).keys() if ctx.dataset else []
@@ -41,11 +41,11 @@ class BuildTextIndex(foo.Operator):
         return common.resolve_delegation(ctx)
 
     def execute(self, ctx):
-        from ..core.index import build_text_index
+        from ..core.search.index import build_text_index
 
         p = ctx.params
         results = build_text_index(
-            ctx.target_view(), brain_key=p.get("brain_key", defaults.PERSON_INDEX_KEY),
+            ctx.target_view(), brain_key=p.get("brain_key", contract.PERSON_INDEX_KEY),
             matcher=p.get("matcher", defaults.MATCHER_MODEL), patches_field=p.get("patches_field"),
             batch_size=p.get("batch_size", defaults.MATCHER_BATCH_SIZE), backend=p.get("backend"),
             on_progress=common.progress_reporter(ctx),

@@ -5,7 +5,7 @@ from __future__ import annotations
 import fiftyone.operators as foo
 import fiftyone.operators.types as types
 
-from ..core import defaults
+from ..core import contract, defaults
 from . import common
 
 
@@ -28,7 +28,7 @@ class IndexPersons(foo.Operator):
         from ..core.search import detections_fields
 
         choices = types.Dropdown()
-        for name in (detections_fields(ctx.dataset, exclude=[defaults.PERSONS_FIELD]) if ctx.dataset else []):
+        for name in (detections_fields(ctx.dataset, exclude=[contract.PERSONS_FIELD]) if ctx.dataset else []):
             choices.add_choice(name, label=name)
         inputs.enum("detections_field", choices.values(), default=None, view=choices, label="Existing detections",
                     description="Use these boxes instead of running the detector (left empty: run YOLO)")
@@ -44,7 +44,7 @@ class IndexPersons(foo.Operator):
             for name in defaults.TRACKERS:
                 trackers.add_choice(name, label=name)
             inputs.enum("tracker", trackers.values(), default=defaults.TRACKER, view=trackers, label="Tracker")
-        inputs.str("brain_key", default=defaults.PERSON_INDEX_KEY, label="Index name (brain key)")
+        inputs.str("brain_key", default=contract.PERSON_INDEX_KEY, label="Index name (brain key)")
         common.add_backend_choice(inputs)
         inputs.enum("runtime", list(defaults.INFERENCE_RUNTIMES), default=defaults.INFERENCE_RUNTIME,
                     label="Inference runtime", description="onnx: detector and image tower on ONNX Runtime (CPU)")
@@ -63,7 +63,7 @@ class IndexPersons(foo.Operator):
         return index_persons(
             ctx.target_view(), matcher=p.get("matcher", defaults.MATCHER_MODEL),
             detector=p.get("detector", defaults.DETECTOR_MODEL), detections_field=p.get("detections_field"),
-            brain_key=p.get("brain_key", defaults.PERSON_INDEX_KEY),
+            brain_key=p.get("brain_key", contract.PERSON_INDEX_KEY),
             confidence=p.get("confidence", defaults.DETECTOR_CONFIDENCE),
             detect_every=p.get("detect_every", defaults.VIDEO_DETECT_EVERY),
             refresh_frames=p.get("refresh_frames", defaults.TRACK_REFRESH_FRAMES),
@@ -101,7 +101,7 @@ class SearchPersons(foo.Operator):
         inputs.float("threshold", default=default, min=-1.0 if kind == "cosine" else 0.0, max=1.0,
                      label="Match threshold", description="People at or above it are labelled 'match'")
         inputs.int("k", default=defaults.TOP_K, min=1, label="Show the best k samples")
-        inputs.str("brain_key", default=defaults.PERSON_INDEX_KEY, label="Index name (brain key)")
+        inputs.str("brain_key", default=contract.PERSON_INDEX_KEY, label="Index name (brain key)")
         return types.Property(inputs, view=types.View(label="Search persons"))
 
     def execute(self, ctx):
@@ -110,9 +110,9 @@ class SearchPersons(foo.Operator):
         p = ctx.params
         kind = p.get("threshold_type", "cosine")
         threshold = p.get("threshold", defaults.MATCH_THRESHOLD if kind == "cosine" else defaults.MATCH_PROBABILITY)
-        view = search_persons(ctx.target_view(), p.get("query"), brain_key=p.get("brain_key", defaults.PERSON_INDEX_KEY),
+        view = search_persons(ctx.target_view(), p.get("query"), brain_key=p.get("brain_key", contract.PERSON_INDEX_KEY),
                               threshold=threshold, threshold_type=kind, k=p.get("k", defaults.TOP_K),
                               on_progress=common.progress_reporter(ctx))
         ctx.ops.set_view(view)
-        best = view.first()[defaults.SAMPLE_SIMILARITY_FIELD] if len(view) else None
+        best = view.first()[contract.SAMPLE_SIMILARITY_FIELD] if len(view) else None
         return {"samples": len(view), "best_similarity": best}

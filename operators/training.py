@@ -5,7 +5,7 @@ from __future__ import annotations
 import fiftyone.operators as foo
 import fiftyone.operators.types as types
 
-from ..core import defaults
+from ..core import contract, defaults
 from . import common
 
 _METRIC_COLUMNS = ("rank1", "rank5", "rank10", "mAP", "mINP", "threshold", "precision", "recall")
@@ -39,7 +39,7 @@ class FinetuneMatcher(foo.Operator):
                      label="Validation fraction (of identities)")
         inputs.int("patience", default=defaults.TRAIN_PATIENCE, min=1, label="Early-stopping patience (epochs)")
         inputs.int("seed", default=defaults.TRAIN_SEED, label="Seed")
-        inputs.str("run_key", default=defaults.TRAIN_RUN_KEY, label="Run key")
+        inputs.str("run_key", default=contract.TRAIN_RUN_KEY, label="Run key")
         common.add_execution_mode(ctx, inputs)
         return types.Property(inputs, view=types.View(label="Fine-tune matcher"))
 
@@ -59,7 +59,7 @@ class FinetuneMatcher(foo.Operator):
         )
         result = finetune(ctx.target_view(), p["output_dir"], config,
                           val_fraction=p.get("val_fraction", defaults.TRAIN_VAL_FRACTION),
-                          run_key=p.get("run_key", defaults.TRAIN_RUN_KEY), on_progress=common.progress_reporter(ctx))
+                          run_key=p.get("run_key", contract.TRAIN_RUN_KEY), on_progress=common.progress_reporter(ctx))
         return {"model_dir": result.model_dir, "best_epoch": result.best_epoch,
                 "epochs_run": len(result.history), "stopped_early": result.stopped_early,
                 "best_val_mAP": result.best_metrics.get("val_mAP")}
@@ -85,7 +85,7 @@ class EvaluateMatchers(foo.Operator):
                    description="e.g. the output folder of 'fine-tune matcher'")
         inputs.float("target_precision", default=defaults.CALIBRATION_TARGET_PRECISION, min=0.01, max=1.0,
                      label="Calibration target precision")
-        inputs.str("run_key", default=defaults.EVAL_RUN_KEY, label="Run key")
+        inputs.str("run_key", default=contract.EVAL_RUN_KEY, label="Run key")
         common.add_execution_mode(ctx, inputs)
         return types.Property(inputs, view=types.View(label="Evaluate matchers"))
 
@@ -93,14 +93,14 @@ class EvaluateMatchers(foo.Operator):
         return common.resolve_delegation(ctx)
 
     def execute(self, ctx):
-        from ..core.evaluation import evaluate_matchers
+        from ..core.training.evaluation import evaluate_matchers
 
         p = ctx.params
         models = {name: p[key] for name, key in (("zero-shot", "zero_shot"), ("fine-tuned", "finetuned")) if p.get(key)}
         rows = evaluate_matchers(
             ctx.target_view(), models or None,
             target_precision=p.get("target_precision", defaults.CALIBRATION_TARGET_PRECISION),
-            run_key=p.get("run_key", defaults.EVAL_RUN_KEY), on_progress=common.progress_reporter(ctx),
+            run_key=p.get("run_key", contract.EVAL_RUN_KEY), on_progress=common.progress_reporter(ctx),
         )
         return {"rows": [{k: v for k, v in r.items() if k in ("model",) + _METRIC_COLUMNS} for r in rows],
                 "plot": _bar_chart(rows)}

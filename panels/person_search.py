@@ -1,6 +1,6 @@
 """Panel: type a description, see the ranked people as crops, open them, keep recent queries.
 
-A thin adapter over :mod:`core.panel_data`: the state holds only the form
+A thin adapter over :mod:`core.search.panel_data`: the state holds only the form
 (query, index, k, threshold, recent queries); crops and the histogram go
 out as panel data.
 """
@@ -10,7 +10,7 @@ from __future__ import annotations
 import fiftyone.operators as foo
 import fiftyone.operators.types as types
 
-from ..core import defaults
+from ..core import contract, defaults
 
 RESULT_COLUMNS = 4
 
@@ -31,7 +31,7 @@ class PersonSearchPanel(foo.Panel):
     # ------------------------------------------------------------------ events
 
     def on_load(self, ctx):
-        from ..core import panel_data
+        from ..core.search import panel_data
 
         indexes = panel_data.text_indexes(ctx.dataset)
         keys = [i["key"] for i in indexes]
@@ -40,7 +40,7 @@ class PersonSearchPanel(foo.Panel):
         ctx.panel.state.set({
             "indexes": {i["key"]: i["patches_field"] for i in indexes},
             "form.brain_key": brain_key if brain_key in keys else (
-                defaults.PERSON_INDEX_KEY if defaults.PERSON_INDEX_KEY in keys else (keys or [None])[0]),
+                contract.PERSON_INDEX_KEY if contract.PERSON_INDEX_KEY in keys else (keys or [None])[0]),
             "form.k": form.get("k") or defaults.TOP_K,
             "threshold": defaults.MATCH_THRESHOLD if ctx.panel.state.threshold is None else ctx.panel.state.threshold,
             "recent": panel_data.recent_queries(ctx.dataset),
@@ -54,7 +54,7 @@ class PersonSearchPanel(foo.Panel):
         self.on_load(ctx)
 
     def on_search(self, ctx):
-        from ..core import panel_data
+        from ..core.search import panel_data
 
         state = ctx.panel.state
         form = state.form or {}
@@ -84,7 +84,7 @@ class PersonSearchPanel(foo.Panel):
             self.on_search(ctx)
 
     def on_open(self, ctx):
-        from ..core import panel_data
+        from ..core.search import panel_data
 
         row = self._rows(ctx)[int(ctx.params["rank"]) - 1]
         field = self._patches_field(ctx)
@@ -97,7 +97,7 @@ class PersonSearchPanel(foo.Panel):
             ctx.ops.open_sample(id=view.first().id)
 
     def on_show_all(self, ctx):
-        from ..core import panel_data
+        from ..core.search import panel_data
 
         ctx.ops.set_view(view=panel_data.results_view(ctx.dataset, self._rows(ctx), self._patches_field(ctx)))
 
@@ -111,7 +111,7 @@ class PersonSearchPanel(foo.Panel):
                      "answers text queries. Index the people first (detection, tracking for videos, embedding).",
                      name="no_index")
             panel.btn("index", label="Index persons", icon="person_search", variant="contained",
-                      on_click=defaults.PANEL_INDEX_OPERATOR, prompt=True)
+                      on_click=contract.PANEL_INDEX_OPERATOR, prompt=True)
             panel.btn("refresh", label="Refresh", on_click=self.on_load)
             return types.Property(panel)
 

@@ -11,8 +11,8 @@ import os
 import socket
 import sys
 
-from person_finder.core import defaults
-from person_finder.core.kit import synthetic
+from person_finder.core import contract, defaults
+from person_finder.testing import synthetic
 
 QUERY = "a person in a red top and blue trousers"
 TARGET = synthetic.PersonSpec("red", "blue", long_sleeves=True, bag="backpack", bag_color="black")
@@ -60,7 +60,7 @@ def load_datasets(scenes, video, name):
 
 def true_person(row, scenes, video):
     """The synthetic person under a ranked row's box (best IoU with the known boxes), as a description."""
-    from person_finder.core.video import iou
+    from person_finder.core.search.tracking import iou
 
     def xyxy(box):
         return [box[0], box[1], box[0] + box[2], box[1] + box[3]]
@@ -97,7 +97,7 @@ def main(argv=None):
         print(f"Using the real default models: matcher {defaults.MATCHER_MODEL}, detector {defaults.DETECTOR_MODEL}")
         matcher, detector, detections_field = defaults.MATCHER_MODEL, defaults.DETECTOR_MODEL, None
     else:
-        from person_finder.core.kit.people_training import finetune_tiny_siglip
+        from person_finder.testing.people_training import finetune_tiny_siglip
 
         print("No access to the Hugging Face hub (or --offline): using small local models instead.\n"
               "  matcher: a tiny SigLIP fine-tuned on synthetic people (about 2 minutes on a CPU)\n"
@@ -122,7 +122,7 @@ def main(argv=None):
             probability = "-" if row["probability"] is None else f"{row['probability']:.3f}"
             print(f"{rank:>4}  {row['similarity']:>10.3f}  {probability:>11}  {str(row['match']):>5}  {where:<34} "
                   f"{true_person(row, scenes, video)}")
-    spans = videos.first()[defaults.VIDEO_MATCHES_FIELD]
+    spans = videos.first()[contract.VIDEO_MATCHES_FIELD]
     if spans is not None:
         for span in spans.detections:
             print(f"video: track {span.index} matches in frames {span.support[0]}-{span.support[1]} "

@@ -37,7 +37,7 @@ def _configure_environment():
         "MPLBACKEND": "Agg",
         "TOKENIZERS_PARALLELISM": "false",
     })
-    from person_finder.core.kit.mongo import start_private_mongod
+    from person_finder.testing.mongo import start_private_mongod
 
     # atexit runs last-registered first: FiftyOne's own cleanup, then mongod's stop, then this removal
     atexit.register(shutil.rmtree, TEST_ROOT, ignore_errors=True)
@@ -63,21 +63,21 @@ def artifacts_dir():
 @pytest.fixture(scope="session")
 def tiny_siglip():
     """Folder of a tiny random SigLIP saved like a hub checkpoint."""
-    from person_finder.core.kit.tiny_models import make_tiny_siglip
+    from person_finder.testing.tiny_models import make_tiny_siglip
 
     return make_tiny_siglip(os.path.join(TEST_ROOT, "models", "tiny-siglip"))
 
 
 @pytest.fixture(scope="session")
 def tiny_dinov2():
-    from person_finder.core.kit.tiny_models import make_tiny_dinov2
+    from person_finder.testing.tiny_models import make_tiny_dinov2
 
     return make_tiny_dinov2(os.path.join(TEST_ROOT, "models", "tiny-dinov2"))
 
 
 @pytest.fixture(scope="session")
 def tiny_yolo():
-    from person_finder.core.kit.tiny_models import make_tiny_yolo
+    from person_finder.testing.tiny_models import make_tiny_yolo
 
     return make_tiny_yolo(os.path.join(TEST_ROOT, "models", "tiny-yolo", "yolo.pt"))
 
@@ -92,7 +92,7 @@ def matcher(tiny_siglip):
 @pytest.fixture(scope="session")
 def market_folder():
     """A Market-1501 style folder with planted near-duplicates, distractors and junk."""
-    from person_finder.core.kit.synthetic import write_market_folder
+    from person_finder.testing.synthetic import write_market_folder
 
     return write_market_folder(os.path.join(TEST_ROOT, "market"), num_train=6, num_test=6,
                                images_per_camera=2, cameras=(1, 2, 3), duplicates_per_identity=1, seed=0)
@@ -126,7 +126,7 @@ def run_python():
 def finetuned_siglip():
     """Folder of a tiny SigLIP fine-tuned (core.training) on synthetic people: texts such as
     "red top and blue trousers" or ``describe(spec)`` rank that person's crops first, also for
-    people it never saw (see core/kit/people_training.py for the recipe and held-out specs)."""
-    from person_finder.core.kit.people_training import finetune_tiny_siglip
+    people it never saw (see testing/people_training.py for the recipe and held-out specs)."""
+    from person_finder.testing.people_training import finetune_tiny_siglip
 
     return finetune_tiny_siglip(os.path.join(TEST_ROOT, "models", "finetuned-siglip"))

@@ -205,7 +205,7 @@ def spec_answer(spec):
     for kind, name in (("backpack", "backpack"), ("handbag", "handbag"), ("shoulder bag", "shoulder_bag")):
         answer[name] = "yes" if spec.bag == kind else "no"
         answer[name + "_color"] = spec.bag_color if spec.bag == kind else "unknown"
-    from person_finder.core.kit.synthetic import describe
+    from person_finder.testing.synthetic import describe
 
     answer["description"] = describe(spec)
     return answer
@@ -220,7 +220,7 @@ def add_people(dataset, folder, specs, views=3, seed=0):
 
     import fiftyone as fo
 
-    from person_finder.core.kit import synthetic
+    from person_finder.testing import synthetic
 
     os.makedirs(folder, exist_ok=True)
     samples, keys = [], {}

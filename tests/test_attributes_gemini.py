@@ -13,9 +13,9 @@ import pytest
 
 import fiftyone as fo
 from fake_gemini import FakeGemini, add_people, spec_answer
-from person_finder.core import defaults
+from person_finder.core import contract, defaults
 from person_finder.core.attributes.gemini import GeminiRequestRefused, generate_attributes
-from person_finder.core.kit import synthetic
+from person_finder.testing import synthetic
 
 KEY = "AIzaTEST-secret-key-0123456789"
 FAST = dict(api_key=KEY, backoff_initial_s=0.02, max_attempts=3, timeout_s=5.0)
@@ -54,9 +54,9 @@ def test_structured_output_writes_every_view_and_records_the_run(dataset, fake, 
     assert body["generationConfig"]["responseMimeType"] == "application/json"
     assert set(["brown", "gray", "pink", "purple", "orange"]) <= set(schema["properties"]["upper_colors"]["items"]["enum"])
     assert "ethnicity" not in schema["properties"]  # sensitive attributes are opt-in
-    info = dataset.get_run_info(defaults.ATTRIBUTES_RUN_KEY)
-    assert info.config.model == defaults.GEMINI_MODEL and info.config.prompt_version == defaults.ATTRIBUTES_PROMPT_VERSION
-    results = dataset.load_run_results(defaults.ATTRIBUTES_RUN_KEY)
+    info = dataset.get_run_info(contract.ATTRIBUTES_RUN_KEY)
+    assert info.config.model == defaults.GEMINI_MODEL and info.config.prompt_version == contract.ATTRIBUTES_PROMPT_VERSION
+    results = dataset.load_run_results(contract.ATTRIBUTES_RUN_KEY)
     assert results.calls == 12 and results.prompt_tokens > 12 * 258 and results.output_tokens > 0
     # the App can filter on the embedded document
     assert len(dataset.match(fo.ViewField("attributes.hat") == "yes")) == 3 * sum(s.hat for s in set(people.values()))
@@ -97,7 +97,7 @@ def test_refusals_stop_the_run_with_a_clear_message(dataset, fake, people, code,
     assert str(code) in str(err.value)
     assert fake.count() == 3  # no retry, nothing sent after the refusal
     assert len(dataset.exists("attributes")) == 2  # finished samples were kept
-    assert dataset.load_run_results(defaults.ATTRIBUTES_RUN_KEY).stopped.startswith("Gemini refused")
+    assert dataset.load_run_results(contract.ATTRIBUTES_RUN_KEY).stopped.startswith("Gemini refused")
 
 
 def test_refused_connection_is_retried_then_recorded(dataset, people):
@@ -117,8 +117,8 @@ def test_api_key_never_reaches_dataset_run_record_or_logs(dataset, fake, people,
     assert fake.requests[0]["headers"]["x-goog-api-key"] == KEY  # it was really used
     captured = capsys.readouterr()
     dumps = [caplog.text, captured.out, captured.err, str(err.value), json.dumps(dataset.to_dict(), default=str),
-             str(dataset.get_run_info(defaults.ATTRIBUTES_RUN_KEY)),
-             json.dumps(dataset.load_run_results(defaults.ATTRIBUTES_RUN_KEY).serialize(), default=str)]
+             str(dataset.get_run_info(contract.ATTRIBUTES_RUN_KEY)),
+             json.dumps(dataset.load_run_results(contract.ATTRIBUTES_RUN_KEY).serialize(), default=str)]
     assert "retrying" in caplog.text
     for text in dumps:
         assert KEY not in text and KEY[8:] not in text
@@ -133,7 +133,7 @@ def test_dry_run_estimates_without_calls_or_writes(dataset, fake, people):
 
 
 def test_missing_key_is_an_error_before_touching_the_dataset(dataset, people, monkeypatch):
-    monkeypatch.delenv(defaults.GEMINI_SECRET, raising=False)
+    monkeypatch.delenv(contract.GEMINI_SECRET, raising=False)
     with pytest.raises(ValueError, match="GEMINI_API_KEY"):
         generate_attributes(dataset)
     with pytest.raises(ValueError, match="concurrency"):

@@ -7,13 +7,13 @@ import pytest
 import fiftyone as fo
 
 from fake_gemini import DEFAULT_ANSWER, add_people, spec_answer
-from person_finder.core import defaults
+from person_finder.core import contract
 from person_finder.core.attributes.audit import audit_attributes, format_table, to_market_codes
 from person_finder.core.attributes.merge import merge_attributes, merge_views, template_description
 from person_finder.core.attributes.schema import COLORS, PersonAttributes, unknown_attributes
 from person_finder.core.attributes.store import to_document
 from person_finder.core.attributes.zero_shot import zero_shot_attributes
-from person_finder.core.kit import synthetic
+from person_finder.testing import synthetic
 
 
 def view(**values):
@@ -84,14 +84,14 @@ def test_merge_attributes_writes_merged_fields_to_every_view_and_keeps_per_view(
     person0 = dataset.match({"person_id": 0})
     assert person0.values("merged_attributes.upper_colors") == [[specs[0].upper_color]] * 3
     assert person0.values("attributes.upper_colors")[0] == ["orange"]  # per-view attributes kept
-    conflicts = person0.first()["merged_attributes"][defaults.CONFLICTS_ATTR]
+    conflicts = person0.first()["merged_attributes"][contract.CONFLICTS_ATTR]
     assert set(conflicts) == {"upper_colors"}
     assert conflicts["upper_colors"]["orange"] == [person0.match({"camera_id": 1}).first().id]
     assert len(set(person0.values("attribute_agreement"))) == 1 and person0.first()["attribute_agreement"] < 1.0
     assert dataset.match({"person_id": 1}).values("attribute_agreement") == [1.0] * 3
     assert person0.first()["description"] == person0.first()["merged_attributes"]["description"]
     assert specs[0].upper_color in person0.first()["description"]
-    assert dataset.load_run_results(defaults.MERGE_RUN_KEY).identities == 2
+    assert dataset.load_run_results(contract.MERGE_RUN_KEY).identities == 2
     with pytest.raises(ValueError, match="track_id"):
         merge_attributes(dataset, group_field="track_id")
 

@@ -6,10 +6,10 @@ import pytest
 
 import fiftyone.operators as foo
 from fake_gemini import FakeGemini, add_people, spec_answer
-from person_finder.core import defaults
-from person_finder.core.kit import synthetic
+from person_finder.core import contract, defaults
+from person_finder.testing import synthetic
 
-PREFIX = defaults.PLUGIN_NAME + "/"
+PREFIX = contract.PLUGIN_NAME + "/"
 KEY = "AIzaTEST-operator-key-42"
 
 
@@ -17,7 +17,7 @@ KEY = "AIzaTEST-operator-key-42"
 def gemini_env(monkeypatch):
     """A fake Gemini reached through the plugin secret and google-genai's GOOGLE_GEMINI_BASE_URL."""
     with FakeGemini() as fake:
-        monkeypatch.setenv(defaults.GEMINI_SECRET, KEY)
+        monkeypatch.setenv(contract.GEMINI_SECRET, KEY)
         monkeypatch.setenv("GOOGLE_GEMINI_BASE_URL", fake.base_url)
         yield fake
 
@@ -45,9 +45,9 @@ def test_generate_merge_audit_end_to_end_with_gemini(dataset, market_people, gem
     assert gemini_env.requests[0]["headers"]["x-goog-api-key"] == KEY
     merged = run("merge_person_attributes", dataset).result
     assert merged["identities"] == 3 and merged["identities_with_conflicts"] == 1
-    assert all(d is not None for d in dataset.values(defaults.DESCRIPTION_FIELD))
+    assert all(d is not None for d in dataset.values(contract.DESCRIPTION_FIELD))
     per_view = run("audit_person_attributes", dataset).result
-    consensus = run("audit_person_attributes", dataset, field=defaults.MERGED_ATTRIBUTES_FIELD).result
+    consensus = run("audit_person_attributes", dataset, field=contract.MERGED_ATTRIBUTES_FIELD).result
     assert consensus["mean_accuracy"] == 1.0 > per_view["mean_accuracy"]  # the merge outvoted the wrong view
     assert {r["attribute"] for r in consensus["rows"]} >= {"backpack", "bag", "handbag", "upblack", "downbrown"}
     again = run("generate_person_attributes", dataset).result
@@ -60,12 +60,12 @@ def test_merge_can_rewrite_descriptions_with_gemini(dataset, market_people, gemi
     run("generate_person_attributes", dataset)
     out = run("merge_person_attributes", dataset, rewrite=True).result
     assert out["rewrite_failures"] == 0
-    texts = set(dataset.values(defaults.DESCRIPTION_FIELD))
+    texts = set(dataset.values(contract.DESCRIPTION_FIELD))
     assert len(texts) == 3 and all(t.startswith("rewritten: a ") for t in texts)
 
 
 def test_zero_shot_provider_through_the_operator(dataset, market_people, tiny_siglip, monkeypatch):
-    monkeypatch.delenv(defaults.GEMINI_SECRET, raising=False)
+    monkeypatch.delenv(contract.GEMINI_SECRET, raising=False)
     out = run("generate_person_attributes", dataset, provider="zero-shot", matcher=tiny_siglip).result
     assert out["attributed"] == 9
     assert dataset.first()["attributes"]["provider"] == "zero-shot"
@@ -79,29 +79,29 @@ def test_bad_input_is_refused_before_touching_the_dataset(dataset, market_people
         run("generate_person_attributes", dataset, provider="gpt")
     with pytest.raises(Exception, match="not found"):
         run("merge_person_attributes", dataset)  # no attributes yet
-    assert not dataset.has_field(defaults.ATTRIBUTES_ERROR_FIELD) and gemini_env.count() == 0
+    assert not dataset.has_field(contract.ATTRIBUTES_ERROR_FIELD) and gemini_env.count() == 0
 
 
 def _form(name, dataset, **params):
     from fiftyone.operators.executor import ExecutionContext
 
     ctx = ExecutionContext(request_params={"dataset_name": dataset.name, "params": params},
-                           operator_uri=PREFIX + name, required_secrets=[defaults.GEMINI_SECRET])
+                           operator_uri=PREFIX + name, required_secrets=[contract.GEMINI_SECRET])
     return foo.get_operator(PREFIX + name).resolve_input(ctx).to_json()["type"]["properties"]
 
 
 def test_forms_read_the_defaults_and_warn_without_a_key(dataset, market_people, monkeypatch):
-    monkeypatch.delenv(defaults.GEMINI_SECRET, raising=False)
+    monkeypatch.delenv(contract.GEMINI_SECRET, raising=False)
     form = _form("generate_person_attributes", dataset)
     assert form["model"]["default"] == defaults.GEMINI_MODEL
     assert form["concurrency"]["default"] == defaults.GEMINI_CONCURRENCY
     assert form["include_sensitive"]["default"] is False and form["delegate"]["default"] is True
     assert "no_key" in form
-    monkeypatch.setenv(defaults.GEMINI_SECRET, KEY)
+    monkeypatch.setenv(contract.GEMINI_SECRET, KEY)
     assert "no_key" not in _form("generate_person_attributes", dataset)
     assert "matcher" in _form("generate_person_attributes", dataset, provider="zero-shot")
     merge = _form("merge_person_attributes", dataset)
-    assert merge["group_field"]["default"] == defaults.PERSON_ID_FIELD and merge["delegate"]["default"] is False
+    assert merge["group_field"]["default"] == contract.PERSON_ID_FIELD and merge["delegate"]["default"] is False
 
 
 def test_delegated_generation_reports_progress(dataset, market_people, gemini_env):
@@ -117,4 +117,4 @@ def test_delegated_generation_reports_progress(dataset, market_people, gemini_en
     assert doc.status.progress == 1.0
     assert doc.result.result["attributed"] == 9
     dataset.reload()
-    assert len(dataset.exists(defaults.ATTRIBUTES_FIELD)) == 9
+    assert len(dataset.exists(contract.ATTRIBUTES_FIELD)) == 9

@@ -11,9 +11,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from person_finder.core import dedupe, defaults
-from person_finder.core.kit.synthetic import market_name
-from person_finder.core.market import import_market1501
+from person_finder.core.curation import dedupe
+
+from person_finder.core import contract
+from person_finder.testing.synthetic import market_name
+from person_finder.core.curation.market import import_market1501
 
 THRESHOLD = 0.002
 
@@ -74,7 +76,7 @@ def test_dry_run_finds_planted_duplicates_then_removal_keeps_representatives(
 
     assert report.num_groups == report.num_duplicates == len(planted)
     assert len(ds) == total  # dry run deletes nothing
-    groups = dict(zip(*ds.values(["id", defaults.DUPLICATE_GROUP_FIELD])))
+    groups = dict(zip(*ds.values(["id", contract.DUPLICATE_GROUP_FIELD])))
     paths = dict(zip(*ds.values(["id", "filepath"])))
     kept = set()
     for a, b in planted:
@@ -82,8 +84,8 @@ def test_dry_run_finds_planted_duplicates_then_removal_keeps_representatives(
         best = max((a, b), key=lambda i: dedupe.image_quality(paths[i]))
         assert groups[a] == best
         kept.add(best)
-    assert set(ds.load_saved_view(defaults.REPRESENTATIVES_VIEW).values("id")) == kept
-    doomed = set(ds.load_saved_view(defaults.DUPLICATES_VIEW).values("id"))
+    assert set(ds.load_saved_view(contract.REPRESENTATIVES_VIEW).values("id")) == kept
+    doomed = set(ds.load_saved_view(contract.DUPLICATES_VIEW).values("id"))
     assert doomed == {i for pair in planted for i in pair} - kept
     assert sum(report.histogram["counts"]) + report.histogram["over_max"] == total
     assert report.histogram["at_or_under_threshold"] == 2 * len(planted)
@@ -92,7 +94,7 @@ def test_dry_run_finds_planted_duplicates_then_removal_keeps_representatives(
     assert removed.num_removed == len(planted) and len(ds) == total - len(planted)
     assert not set(ds.values("id")) & doomed and kept <= set(ds.values("id"))
     assert all(os.path.exists(paths[i]) for i in doomed)  # never deleted from disk
-    index = ds.load_brain_results(defaults.DEDUPE_BRAIN_KEY)
+    index = ds.load_brain_results(contract.DEDUPE_BRAIN_KEY)
     assert index.total_index_size == len(ds)
 
 
@@ -117,7 +119,7 @@ def test_bad_settings_fail_before_any_work(market_dataset, tiny_dinov2):
         dedupe.find_near_duplicates(market_dataset, THRESHOLD, scope="bogus", model=tiny_dinov2)
     with pytest.raises(ValueError, match="threshold=5"):
         dedupe.find_near_duplicates(market_dataset, 5, model=tiny_dinov2)
-    assert defaults.DEDUPE_BRAIN_KEY not in market_dataset.list_brain_runs()
+    assert contract.DEDUPE_BRAIN_KEY not in market_dataset.list_brain_runs()
 
 
 def test_index_is_extended_not_recomputed(market_dataset, tiny_dinov2, market_folder):
@@ -149,6 +151,6 @@ def test_leakage_flags_only_cross_split_duplicates(market_folder, dataset, tiny_
     assert report.num_pairs == 1 and report.num_samples == 2
     assert report.samples_per_split == {"train": 1, "val": 0, "query+gallery": 1}
     assert report.person_ids == [int(train_crop[:4])]
-    leaks = dataset.load_saved_view(defaults.LEAKS_VIEW)
+    leaks = dataset.load_saved_view(contract.LEAKS_VIEW)
     assert sorted(os.path.basename(p) for p in leaks.values("filepath")) == sorted([train_crop, leaked])
-    assert len(dataset.match_tags(defaults.LEAK_TAG)) == 2
+    assert len(dataset.match_tags(contract.LEAK_TAG)) == 2

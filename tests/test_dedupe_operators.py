@@ -4,9 +4,9 @@ import fiftyone as fo
 import fiftyone.operators as foo
 import pytest
 
-from person_finder.core import defaults
+from person_finder.core import contract
 
-URI = defaults.PLUGIN_NAME + "/"
+URI = contract.PLUGIN_NAME + "/"
 THRESHOLD = 0.002  # see tests/test_dedupe.py
 
 
@@ -51,14 +51,14 @@ def test_dedupe_operators_dry_run_removal_and_leakage(imported, market_folder, t
     dry = run("find_near_duplicates", view=ds.view(), **settings)
     assert dry["num_duplicates"] == len(market_folder.duplicates) and len(ds) == total
     assert "<- threshold" in dry["histogram_text"] and dry["histogram"]["at_or_under_threshold"] > 0
-    assert set(ds.list_saved_views()) >= {defaults.DUPLICATES_VIEW, defaults.REPRESENTATIVES_VIEW}
+    assert set(ds.list_saved_views()) >= {contract.DUPLICATES_VIEW, contract.REPRESENTATIVES_VIEW}
 
     removed = run("remove_near_duplicates", view=ds.view(), **settings)
     assert removed["num_removed"] == len(market_folder.duplicates)
     assert len(ds) == total - len(market_folder.duplicates)
 
     leaks = run("check_split_leakage", view=ds.view(), threshold=THRESHOLD, model=tiny_dinov2)
-    assert leaks["num_pairs"] == 0 and defaults.LEAKS_VIEW in ds.list_saved_views()
+    assert leaks["num_pairs"] == 0 and contract.LEAKS_VIEW in ds.list_saved_views()
 
 
 def test_publish_operator_stages_and_load_operator_loads(imported, tmp_path):

@@ -13,11 +13,13 @@ import fiftyone.utils.huggingface as fouh
 import pytest
 import yaml
 
-from person_finder.core import defaults, hub
-from person_finder.core.kit import synthetic
-from person_finder.core.market import import_market1501, write_market_attributes
+from person_finder.core import contract
 
-FIELDS = [defaults.PERSON_ID_FIELD, defaults.CAMERA_ID_FIELD, "sequence", "frame", defaults.MARKET_ATTRIBUTES_FIELD]
+from person_finder.core.curation import hub
+from person_finder.testing import synthetic
+from person_finder.core.curation.market import import_market1501, write_market_attributes
+
+FIELDS = [contract.PERSON_ID_FIELD, contract.CAMERA_ID_FIELD, "sequence", "frame", contract.MARKET_ATTRIBUTES_FIELD]
 
 
 class FakeHub:
@@ -101,7 +103,7 @@ def test_publish_then_load_through_fiftyone_round_trips(curated, tmp_path, monke
     meta = yaml.safe_load(front)
     assert "fiftyone" in meta["tags"] and "dataset_structure" not in meta
     for expected in ("`train`: ", "`val`: ", "`query`: ", "`gallery`: ", "`distractor`: 2 images",
-                     f"`{defaults.MARKET_ATTRIBUTES_FIELD}` (DictField): Market-1501's 27", "surveillance",
+                     f"`{contract.MARKET_ATTRIBUTES_FIELD}` (DictField): Market-1501's 27", "surveillance",
                      "load_from_hub"):
         assert expected in body, expected
 

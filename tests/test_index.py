@@ -2,8 +2,8 @@
 
 import fiftyone as fo
 
-from person_finder.core.index import build_text_index
-from person_finder.core.kit import synthetic
+from person_finder.core.search.index import build_text_index
+from person_finder.testing import synthetic
 
 
 def test_text_query_in_a_second_process(dataset, tiny_siglip, test_root, run_python):

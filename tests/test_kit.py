@@ -8,7 +8,7 @@ import subprocess
 import numpy as np
 from PIL import Image
 
-from person_finder.core.kit import synthetic
+from person_finder.testing import synthetic
 
 MARKET_NAME = re.compile(r"^(-1|\d{4})_c(\d)s(\d)_(\d{6})_(\d{2})\.jpg$")
 

@@ -6,9 +6,9 @@ import shutil
 import pytest
 from PIL import Image
 
-from person_finder.core import defaults
-from person_finder.core.kit import synthetic
-from person_finder.core.market import (
+from person_finder.core import contract
+from person_finder.testing import synthetic
+from person_finder.core.curation.market import (
     MarketFormatError, MarketName, carve_validation_split, import_market1501, parse_market_name, read_market_attributes,
     scan_market_folder, write_market_attributes,
 )
@@ -46,15 +46,15 @@ def test_import_keeps_every_image_with_ids_and_splits(market_folder, dataset, tm
     by_path = {s.filepath: s for s in dataset}
     for rel, info in market_folder.files.items():
         sample = by_path[os.path.join(market_folder.root, rel)]
-        assert sample[defaults.PERSON_ID_FIELD] == info["person_id"]
-        assert sample[defaults.CAMERA_ID_FIELD] == info["camera"]
+        assert sample[contract.PERSON_ID_FIELD] == info["person_id"]
+        assert sample[contract.CAMERA_ID_FIELD] == info["camera"]
         assert (sample["sequence"], sample["frame"]) == (info["sequence"], info["frame"])
         assert info["split"] in sample.tags
-        assert (defaults.DISTRACTOR_TAG in sample.tags) == (info["person_id"] == 0)
+        assert (contract.DISTRACTOR_TAG in sample.tags) == (info["person_id"] == 0)
         expected = synthetic.market_attributes(market_folder.specs[info["person_id"]]) if info["person_id"] else None
-        assert sample[defaults.MARKET_ATTRIBUTES_FIELD] == expected
+        assert sample[contract.MARKET_ATTRIBUTES_FIELD] == expected
         assert sample.metadata.width == 64 and sample.metadata.height == 128
-    assert all(pid >= 0 for pid in dataset.distinct(defaults.PERSON_ID_FIELD))
+    assert all(pid >= 0 for pid in dataset.distinct(contract.PERSON_ID_FIELD))
     assert report.counts["distractor"] == 2
     assert report.identities_with_attributes == len(market_folder.specs)
 
@@ -69,14 +69,14 @@ def test_import_keeps_every_image_with_ids_and_splits(market_folder, dataset, tm
 
 def test_validation_split_is_by_identity_and_seeded(market_folder, dataset):
     import_market1501(market_folder.root, dataset=dataset, val_fraction=0.34, seed=3)
-    val_ids = set(dataset.match_tags("val").distinct(defaults.PERSON_ID_FIELD))
-    train_ids = set(dataset.match_tags("train").distinct(defaults.PERSON_ID_FIELD))
+    val_ids = set(dataset.match_tags("val").distinct(contract.PERSON_ID_FIELD))
+    train_ids = set(dataset.match_tags("train").distinct(contract.PERSON_ID_FIELD))
     assert len(val_ids) == 2 and not val_ids & train_ids
     assert len(dataset.match_tags("val").match_tags("train")) == 0
     # every image of a val identity moved
     from fiftyone import ViewField as F
 
-    assert len(dataset.match(F(defaults.PERSON_ID_FIELD).is_in(list(val_ids)))) == len(dataset.match_tags("val"))
+    assert len(dataset.match(F(contract.PERSON_ID_FIELD).is_in(list(val_ids)))) == len(dataset.match_tags("val"))
     assert carve_validation_split(dataset, 0.34, seed=3) == 2  # idempotent
     with pytest.raises(ValueError, match="already exists"):
         carve_validation_split(dataset, 0.5, seed=1)

@@ -8,9 +8,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from person_finder.core.kit import synthetic
+from person_finder.testing import synthetic
 from person_finder.core.models.loading import ModelLoadError
-from person_finder.core.models.matcher import load_matcher, to_rgb_array
+from person_finder.core.models.images import to_rgb_array
+from person_finder.core.models.matcher import load_matcher
 
 
 def test_matcher_embeddings_are_unit_norm_and_batched(matcher):

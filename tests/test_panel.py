@@ -6,8 +6,10 @@ import pytest
 
 from fiftyone.operators.executor import ExecutionContext, Executor
 
-from person_finder.core import defaults, panel_data
-from person_finder.core.kit import synthetic
+from person_finder.core import contract
+
+from person_finder.core.search import panel_data
+from person_finder.testing import synthetic
 from person_finder.core.search import index_persons, rank_persons
 from person_finder.panels.person_search import PersonSearchPanel
 
@@ -47,7 +49,7 @@ def test_without_index_the_panel_offers_the_index_operator(scenes):
     panel.on_load(ctx)
     layout = panel.render(ctx).to_json()["type"]["properties"]
     assert "No person index" in str(layout["no_index"])
-    assert layout["index"]["view"]["operator"] == defaults.PANEL_INDEX_OPERATOR
+    assert layout["index"]["view"]["operator"] == contract.PANEL_INDEX_OPERATOR
     assert "form" not in layout
 
 

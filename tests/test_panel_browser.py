@@ -6,7 +6,7 @@ import shutil
 import pytest
 
 
-from person_finder.core.kit import synthetic
+from person_finder.testing import synthetic
 from person_finder.core.search import index_persons, rank_persons
 
 from browser.app import AppServer, chromium_page, open_dataset, open_panel

@@ -10,8 +10,10 @@ from PIL import Image
 
 import fiftyone as fo
 
-from person_finder.core import defaults, panel_data
-from person_finder.core.kit import synthetic
+from person_finder.core import contract, defaults
+
+from person_finder.core.search import panel_data
+from person_finder.testing import synthetic
 from person_finder.core.search import index_persons, rank_persons
 
 QUERY = "red top and blue trousers"
@@ -37,14 +39,14 @@ def test_only_prompt_capable_patch_indexes_are_offered(image_dataset):
 
     fob.compute_similarity(image_dataset, embeddings=np.random.rand(len(image_dataset), 8), brain_key="plain")
     indexes = panel_data.text_indexes(image_dataset)
-    assert [i["key"] for i in indexes] == [defaults.PERSON_INDEX_KEY]
-    assert indexes[0]["patches_field"] == defaults.PERSONS_FIELD
+    assert [i["key"] for i in indexes] == [contract.PERSON_INDEX_KEY]
+    assert indexes[0]["patches_field"] == contract.PERSONS_FIELD
 
 
 def test_run_query_ranks_like_core_with_crops_and_histogram(image_dataset):
     expected = rank_persons(image_dataset, QUERY, k=None)
     threshold = float(np.median([r["similarity"] for r in expected]))
-    result = panel_data.run_query(image_dataset, QUERY, defaults.PERSON_INDEX_KEY, k=3, threshold=threshold)
+    result = panel_data.run_query(image_dataset, QUERY, contract.PERSON_INDEX_KEY, k=3, threshold=threshold)
     rows = result["rows"]
     assert [r["label_id"] for r in rows] == [r["label_id"] for r in expected[:3]]
     assert [r["rank"] for r in rows] == [1, 2, 3]
@@ -57,9 +59,9 @@ def test_run_query_ranks_like_core_with_crops_and_histogram(image_dataset):
     assert crop.height == defaults.PANEL_CROP_HEIGHT
     assert crop.width / crop.height == pytest.approx((w * 480) / (h * 270), rel=0.1)
     with pytest.raises(ValueError, match="k must be"):
-        panel_data.run_query(image_dataset, QUERY, defaults.PERSON_INDEX_KEY, k=0)
+        panel_data.run_query(image_dataset, QUERY, contract.PERSON_INDEX_KEY, k=0)
     with pytest.raises(ValueError, match="non-empty"):
-        panel_data.run_query(image_dataset, "  ", defaults.PERSON_INDEX_KEY)
+        panel_data.run_query(image_dataset, "  ", contract.PERSON_INDEX_KEY)
 
 
 def test_score_histogram_marks_threshold():
@@ -77,7 +79,7 @@ def test_recent_queries_survive_a_new_process(dataset, run_python):
     assert panel_data.remember_query(dataset, " first ") == ["first", "second"]
     for i in range(defaults.PANEL_RECENT_QUERIES + 2):
         panel_data.remember_query(dataset, f"q{i}")
-    out = run_python(f"import fiftyone as fo\nfrom person_finder.core import panel_data\n"
+    out = run_python(f"import fiftyone as fo\nfrom person_finder.core.search import panel_data\n"
                      f"print(panel_data.recent_queries(fo.load_dataset({dataset.name!r})))")
     recent = eval(out.strip().splitlines()[-1])
     assert len(recent) == defaults.PANEL_RECENT_QUERIES and recent[0] == f"q{defaults.PANEL_RECENT_QUERIES + 1}"
@@ -85,10 +87,10 @@ def test_recent_queries_survive_a_new_process(dataset, run_python):
 
 
 def test_image_result_views(image_dataset):
-    rows = panel_data.run_query(image_dataset, QUERY, defaults.PERSON_INDEX_KEY, k=4, threshold=0.0)["rows"]
-    one = panel_data.result_view(image_dataset, rows[0], defaults.PERSONS_FIELD)
+    rows = panel_data.run_query(image_dataset, QUERY, contract.PERSON_INDEX_KEY, k=4, threshold=0.0)["rows"]
+    one = panel_data.result_view(image_dataset, rows[0], contract.PERSONS_FIELD)
     assert one.values("id") == [rows[0]["sample_id"]]
-    patches = panel_data.results_view(image_dataset, rows, defaults.PERSONS_FIELD)
+    patches = panel_data.results_view(image_dataset, rows, contract.PERSONS_FIELD)
     assert patches._is_patches
     assert patches.values("id") == [r["label_id"] for r in rows]  # in rank order
 
@@ -99,16 +101,16 @@ def test_video_rows_get_frame_crops_and_track_clips(dataset, test_root, tiny_sig
                                   num_frames=30, width=320, height=180, seed=0)
     dataset.add_sample(truth.to_sample())
     index_persons(dataset, matcher=tiny_siglip, detections_field="ground_truth")
-    result = panel_data.run_query(dataset, QUERY, defaults.PERSON_INDEX_KEY, k=5, threshold=0.0)
+    result = panel_data.run_query(dataset, QUERY, contract.PERSON_INDEX_KEY, k=5, threshold=0.0)
     rows = result["rows"]
     assert rows and all(r["frame_number"] is not None and r["track_id"] is not None for r in rows)
     assert all(_decode(r["crop"]).height == defaults.PANEL_CROP_HEIGHT for r in rows)
-    clip = panel_data.result_view(dataset, rows[0], defaults.PERSONS_FIELD)
+    clip = panel_data.result_view(dataset, rows[0], contract.PERSONS_FIELD)
     assert clip._is_clips and len(clip) == 1
     first, last = clip.values("support")[0]
     numbers, indexes = dataset.values(["frames.frame_number", "frames.persons.detections.index"])
     track_frames = [n for n, found in zip(numbers[0], indexes[0]) if rows[0]["track_id"] in (found or [])]
     assert [first, last] == [min(track_frames), max(track_frames)]
     assert first <= rows[0]["frame_number"] <= last
-    clips = panel_data.results_view(dataset, rows, defaults.PERSONS_FIELD)
+    clips = panel_data.results_view(dataset, rows, contract.PERSONS_FIELD)
     assert clips._is_clips and len(clips) == len({r["track_id"] for r in rows})

@@ -81,7 +81,7 @@ def test_download_from_zip_then_run_an_operator(served_zip, test_root, tiny_sigl
     assert len(installed) == 1 and os.path.isfile(os.path.join(installed[0], "core", "models", "matcher.py"))
     out = run_python(f"""
 import fiftyone as fo, fiftyone.operators as foo
-from person_finder.core.kit import synthetic
+from person_finder.testing import synthetic
 ds = fo.Dataset()
 for i, spec in enumerate(synthetic.random_specs(3)):
     path = {test_root!r} + f"/zip-crop-{{i}}.jpg"

@@ -13,9 +13,11 @@ import fiftyone.operators as foo
 import numpy as np
 import pytest
 
-from person_finder.core import backends, defaults
-from person_finder.core.index import build_text_index
-from person_finder.core.kit import synthetic
+from person_finder.core.search import backends
+
+from person_finder.core import defaults
+from person_finder.core.search.index import build_text_index
+from person_finder.testing import synthetic
 
 URI = "@openset-reid/person-finder/build_text_index"
 QUERY = "red top and blue trousers"
@@ -102,7 +104,7 @@ def test_lancedb_index_answers_a_text_query_in_a_second_process(dataset, tiny_si
     here = [s.id for s in dataset.sort_by_similarity(QUERY, k=5, brain_key="crops")]
     code = f"""
 import fiftyone as fo
-from person_finder.core.backends import load_index
+from person_finder.core.search.backends import load_index
 ds = fo.load_dataset({dataset.name!r})
 load_index(ds, "crops")
 print(",".join(s.id for s in ds.sort_by_similarity({QUERY!r}, k=5, brain_key="crops")))
@@ -186,7 +188,7 @@ def _wait_for_state(op_ids, timeout):
 # queue one delegated build per shard of it, and report the queued operation ids.
 QUEUE_SHARDS = """
 import json, os, fiftyone as fo, fiftyone.operators as foo
-from person_finder.core.kit import synthetic
+from person_finder.testing import synthetic
 assert fo.config.database_uri == os.environ["FIFTYONE_DATABASE_URI"]
 ds = fo.Dataset("external-shards", overwrite=True, persistent=True)
 paths = []
@@ -219,7 +221,7 @@ print(json.dumps(out))
 
 HOLD_MONGOD = """
 import sys
-from person_finder.core.kit.mongo import start_private_mongod
+from person_finder.testing.mongo import start_private_mongod
 print(start_private_mongod({path!r}), flush=True)
 sys.stdin.read()   # runs until the test closes stdin; mongod is stopped at exit
 """

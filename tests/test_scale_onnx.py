@@ -6,8 +6,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from person_finder.core import defaults, onnx
-from person_finder.core.kit import synthetic
+from person_finder.core import defaults
+
+from person_finder.core.models import onnx
+from person_finder.testing import synthetic
 from person_finder.core.models.detector import load_detector
 
 

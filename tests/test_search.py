@@ -9,8 +9,8 @@ from PIL import Image
 
 import fiftyone as fo
 
-from person_finder.core import defaults
-from person_finder.core.kit import synthetic
+from person_finder.core import contract, defaults
+from person_finder.testing import synthetic
 from person_finder.core.search import index_persons, rank_persons, search_persons
 
 QUERY = "red top and blue trousers"
@@ -59,18 +59,18 @@ def test_images_index_then_requery_embeds_only_text(scenes_dataset, tiny_siglip,
     first = search_persons(dataset, "a man with a black backpack", threshold=0.0)
     assert calls["crops"] == 6  # the second and third query embedded no crop
     persons = dataset.values("persons.detections")
-    sims = [d[defaults.SIMILARITY_ATTR] for dets in persons for d in dets]
-    probs = [d[defaults.PROBABILITY_ATTR] for dets in persons for d in dets]
+    sims = [d[contract.SIMILARITY_ATTR] for dets in persons for d in dets]
+    probs = [d[contract.PROBABILITY_ATTR] for dets in persons for d in dets]
     assert len(sims) == 6 and all(-1 <= s <= 1 for s in sims) and all(0 < p < 1 for p in probs)
     labels = {d.label for dets in persons for d in dets}
-    assert labels <= {defaults.MATCH_LABEL, defaults.PERSON_LABEL}
-    assert all((d.label == defaults.MATCH_LABEL) == (d[defaults.SIMILARITY_ATTR] >= 0.0)
+    assert labels <= {contract.MATCH_LABEL, contract.PERSON_LABEL}
+    assert all((d.label == contract.MATCH_LABEL) == (d[contract.SIMILARITY_ATTR] >= 0.0)
                for dets in persons for d in dets)
-    best = first.values(defaults.SAMPLE_SIMILARITY_FIELD)
+    best = first.values(contract.SAMPLE_SIMILARITY_FIELD)
     assert best == sorted(best, reverse=True)
     for sample in dataset:
-        assert sample[defaults.SAMPLE_SIMILARITY_FIELD] == pytest.approx(
-            max(d[defaults.SIMILARITY_ATTR] for d in sample.persons.detections))
+        assert sample[contract.SAMPLE_SIMILARITY_FIELD] == pytest.approx(
+            max(d[contract.SIMILARITY_ATTR] for d in sample.persons.detections))
     # the user's boxes are untouched and persons mirror them
     assert dataset.count("ground_truth.detections") == 6
     assert all(d.label == "person" for dets in dataset.values("ground_truth.detections") for d in dets)
@@ -99,7 +99,7 @@ def test_rerun_reuses_embeddings_and_never_duplicates(scenes_dataset, tiny_sigli
     search_persons(dataset, QUERY)
     assert dataset.count("persons.detections") == 6
     # an interrupted run: persons written but the index lost -> re-embed, no re-detection
-    dataset.delete_brain_run(defaults.PERSON_INDEX_KEY)
+    dataset.delete_brain_run(contract.PERSON_INDEX_KEY)
     summary = index_persons(dataset, matcher=tiny_siglip, detector="/no/detector/needed.pt")
     assert calls["crops"] == 6 and summary["processed"] == 2
     assert dataset.values("persons.detections.id") == ids_before
@@ -146,7 +146,7 @@ def test_video_tracks_one_embedding_per_track_and_spans(video_dataset, tiny_sigl
     # crops of all frames share encoder batches: one forward pass here (naive per-frame: one per frame)
     assert calls["calls"] == summary["encoder_calls"] == -(-summary["encoder_crops"] // defaults.MATCHER_BATCH_SIZE)
     sample = dataset.first()
-    assert sample[defaults.PERSON_TRACKS_FIELD] == 3
+    assert sample[contract.PERSON_TRACKS_FIELD] == 3
     # every true person is one track, present on each frame where the person is visible
     for person, track in truth.tracks.items():
         ids = [d.index for n in track for d in sample.frames[n].persons.detections
@@ -154,36 +154,36 @@ def test_video_tracks_one_embedding_per_track_and_spans(video_dataset, tiny_sigl
         assert len(ids) == len(track) and len(set(ids)) == 1, (person, ids)
     search_persons(dataset, QUERY, threshold=-1.0)
     sample = dataset.first()
-    spans = sample[defaults.VIDEO_MATCHES_FIELD].detections
+    spans = sample[contract.VIDEO_MATCHES_FIELD].detections
     assert len(spans) == 3
     frames_by_track = {}
     for number, frame in sample.frames.items():
         for d in frame.persons.detections:
-            assert d[defaults.SIMILARITY_ATTR] is not None and d.label == defaults.MATCH_LABEL
+            assert d[contract.SIMILARITY_ATTR] is not None and d.label == contract.MATCH_LABEL
             frames_by_track.setdefault(d.index, []).append(number)
     for span in spans:
         assert span.support == [min(frames_by_track[span.index]), max(frames_by_track[span.index])]
-    assert sample[defaults.SAMPLE_SIMILARITY_FIELD] == pytest.approx(max(s.confidence for s in spans))
+    assert sample[contract.SAMPLE_SIMILARITY_FIELD] == pytest.approx(max(s.confidence for s in spans))
     for span in spans:  # a track's score is the mean over its frames
-        sims = [d[defaults.SIMILARITY_ATTR] for f in sample.frames.values() for d in f.persons.detections
+        sims = [d[contract.SIMILARITY_ATTR] for f in sample.frames.values() for d in f.persons.detections
                 if d.index == span.index]
         assert span.confidence == pytest.approx(np.mean(sims), abs=1e-5)
-    assert len(dataset.to_clips(defaults.VIDEO_MATCHES_FIELD)) == 3
+    assert len(dataset.to_clips(contract.VIDEO_MATCHES_FIELD)) == 3
     rows = rank_persons(dataset, QUERY, k=None)
     assert sorted(r["track_id"] for r in rows) == sorted(frames_by_track)
     assert all(r["frame_number"] >= 1 for r in rows)
     # a strict threshold drops spans but keeps the detections, re-run does not duplicate
     search_persons(dataset, QUERY, threshold=1.0)
     sample = dataset.first()
-    assert sample[defaults.VIDEO_MATCHES_FIELD].detections == []
+    assert sample[contract.VIDEO_MATCHES_FIELD].detections == []
     assert dataset.count("frames.persons.detections") == summary["persons"]
     assert calls["crops"] == summary["encoder_crops"]
     # what the App's similarity search does on the frames' person patches
-    patches = dataset.to_frames(sample_frames="dynamic").to_patches(defaults.PERSONS_FIELD)
-    top = patches.sort_by_similarity(QUERY, k=2, brain_key=defaults.PERSON_INDEX_KEY)
-    best = max(d[defaults.SIMILARITY_ATTR] for dets in dataset.values("frames.persons.detections")[0]
+    patches = dataset.to_frames(sample_frames="dynamic").to_patches(contract.PERSONS_FIELD)
+    top = patches.sort_by_similarity(QUERY, k=2, brain_key=contract.PERSON_INDEX_KEY)
+    best = max(d[contract.SIMILARITY_ATTR] for dets in dataset.values("frames.persons.detections")[0]
                for d in dets or [])
-    assert len(top) == 2 and top.first()[defaults.PERSONS_FIELD][defaults.SIMILARITY_ATTR] == pytest.approx(best)
+    assert len(top) == 2 and top.first()[contract.PERSONS_FIELD][contract.SIMILARITY_ATTR] == pytest.approx(best)
     # overwrite replaces the persons of every frame, it never adds to them
     again = index_persons(dataset, matcher=tiny_siglip, detections_field="ground_truth", overwrite=True)
     assert again["persons"] == summary["persons"] == dataset.count("frames.persons.detections")
@@ -191,11 +191,11 @@ def test_video_tracks_one_embedding_per_track_and_spans(video_dataset, tiny_sigl
 
 
 def test_video_export_after_botsort_tracking(video_dataset, tiny_siglip, test_root):
-    from person_finder.core.export import export_results
+    from person_finder.core.search.export import export_results
 
     dataset, truth = video_dataset
     index_persons(dataset, matcher=tiny_siglip, detections_field="ground_truth", tracker="botsort")
-    assert dataset.first()[defaults.PERSON_TRACKS_FIELD] == 3
+    assert dataset.first()[contract.PERSON_TRACKS_FIELD] == 3
     search_persons(dataset, QUERY)
     (path,) = export_results(dataset, os.path.join(test_root, "export-video", dataset.name))
     import cv2
@@ -206,14 +206,14 @@ def test_video_export_after_botsort_tracking(video_dataset, tiny_siglip, test_ro
 
 
 def test_export_draws_matches_red_on_copies(scenes_dataset, tiny_siglip, test_root):
-    from person_finder.core.export import export_results
+    from person_finder.core.search.export import export_results
 
     dataset, scenes = scenes_dataset
     index_persons(dataset, matcher=tiny_siglip, detections_field="ground_truth")
     search_persons(dataset, QUERY, threshold=1.0)  # nobody matches
     sample = dataset.first()
     best = max(sample.persons.detections, key=lambda d: d.similarity)
-    dataset.set_label_values("persons.detections.label", {best.id: defaults.MATCH_LABEL})
+    dataset.set_label_values("persons.detections.label", {best.id: contract.MATCH_LABEL})
     before = open(sample.filepath, "rb").read()
     out = os.path.join(test_root, "export", dataset.name)
     paths = export_results(dataset, out)
@@ -240,7 +240,7 @@ def test_export_draws_matches_red_on_copies(scenes_dataset, tiny_siglip, test_ro
 
 # --------------------------------------------------------------------------- operators
 
-URI = defaults.PLUGIN_NAME + "/"
+URI = contract.PLUGIN_NAME + "/"
 
 
 def _run_operator(name, view, **params):
@@ -270,11 +270,11 @@ def test_operators_index_and_search(scenes_dataset, tiny_siglip):
         defaults.MATCH_PROBABILITY
 
     out = _run_operator("index_persons", dataset.view(), matcher=tiny_siglip, detections_field="ground_truth")
-    assert out["persons"] == 6 and out["brain_key"] == defaults.PERSON_INDEX_KEY
+    assert out["persons"] == 6 and out["brain_key"] == contract.PERSON_INDEX_KEY
     out = _run_operator("search_persons", dataset.view(), query=QUERY, threshold=0.5,
                         threshold_type="probability", k=1)
     assert out["samples"] == 1
-    assert out["best_similarity"] == pytest.approx(max(dataset.values(defaults.SAMPLE_SIMILARITY_FIELD)))
+    assert out["best_similarity"] == pytest.approx(max(dataset.values(contract.SAMPLE_SIMILARITY_FIELD)))
 
 
 def test_delegated_index_reports_progress(scenes_dataset, tiny_siglip):
@@ -305,7 +305,7 @@ import fiftyone as fo
 from person_finder.core.search import rank_persons
 ds = fo.load_dataset({dataset.name!r})
 # what the App's similarity search does on the patches view
-patches = ds.to_patches("persons").sort_by_similarity({QUERY!r}, k=3, brain_key={defaults.PERSON_INDEX_KEY!r})
+patches = ds.to_patches("persons").sort_by_similarity({QUERY!r}, k=3, brain_key={contract.PERSON_INDEX_KEY!r})
 print("RESULT", len(patches), patches.first().id)
 rows = rank_persons(ds, {QUERY!r}, k=1)
 print("RESULT", rows[0]["label_id"])
@@ -326,7 +326,7 @@ def test_bad_arguments_are_refused_before_touching_the_dataset(scenes_dataset, t
         index_persons(dataset, matcher=tiny_siglip, detections_field="filepath")
     with pytest.raises(ValueError, match="tracker must be one of"):
         index_persons(dataset, matcher=tiny_siglip, detections_field="ground_truth", tracker="sort")
-    assert not dataset.has_field(defaults.PERSONS_FIELD)
+    assert not dataset.has_field(contract.PERSONS_FIELD)
     with pytest.raises(ValueError, match="no person index"):
         search_persons(dataset, QUERY)
     index_persons(dataset, matcher=tiny_siglip, detections_field="ground_truth")
@@ -344,7 +344,7 @@ def test_bad_arguments_are_refused_before_touching_the_dataset(scenes_dataset, t
     with pytest.raises(ValueError, match="k must be"):
         rank_persons(dataset, QUERY, k=0)
     assert dataset.values("persons.detections.label") == before
-    assert not dataset.has_field(defaults.SAMPLE_SIMILARITY_FIELD)
+    assert not dataset.has_field(contract.SAMPLE_SIMILARITY_FIELD)
 
 
 def test_long_query_is_truncated_with_a_warning(scenes_dataset, tiny_siglip, caplog):
@@ -383,17 +383,17 @@ def test_odd_images_and_boxes(dataset, test_root, tiny_siglip):
     dataset.add_samples(samples)
     summary = index_persons(dataset, matcher=tiny_siglip, detections_field="ground_truth")
     assert summary["errors"] == 2 and summary["processed"] == 3 and summary["persons"] == 6
-    errors = dict(zip(dataset.values("filepath"), dataset.values(defaults.PERSON_ERROR_FIELD)))
+    errors = dict(zip(dataset.values("filepath"), dataset.values(contract.PERSON_ERROR_FIELD)))
     assert "cannot read image" in errors[os.path.join(folder, "broken.jpg")]
     assert "cannot read image" in errors[os.path.join(folder, "missing.jpg")]
     assert errors[os.path.join(folder, "gray.png")] is None
-    for dets in dataset.exists(defaults.PERSONS_FIELD).values("persons.detections"):
+    for dets in dataset.exists(contract.PERSONS_FIELD).values("persons.detections"):
         assert len(dets) == 2
         x, y, w, h = dets[1].bounding_box
         assert x + w <= 1.0 + 1e-6 and y + h <= 1.0 + 1e-6 and w > 0 and h > 0
     view = search_persons(dataset, QUERY)
-    assert view.first()[defaults.SAMPLE_SIMILARITY_FIELD] is not None
-    assert view.last()[defaults.SAMPLE_SIMILARITY_FIELD] is None  # unreadable ones sort last
+    assert view.first()[contract.SAMPLE_SIMILARITY_FIELD] is not None
+    assert view.last()[contract.SAMPLE_SIMILARITY_FIELD] is None  # unreadable ones sort last
 
 
 @pytest.mark.slow
@@ -407,12 +407,12 @@ def test_videos_without_people_and_corrupt_videos(dataset, test_root, tiny_sigli
     dataset.add_sample(fo.Sample(filepath=broken))
     summary = index_persons(dataset, matcher=tiny_siglip, detections_field="ground_truth")
     assert summary["processed"] == 2 and summary["errors"] == 1 and summary["tracks"] == 2
-    assert dataset.values(defaults.PERSON_TRACKS_FIELD) == [2, 0, None]
-    assert "cannot read video" in dataset.values(defaults.PERSON_ERROR_FIELD)[2]
+    assert dataset.values(contract.PERSON_TRACKS_FIELD) == [2, 0, None]
+    assert "cannot read video" in dataset.values(contract.PERSON_ERROR_FIELD)[2]
     search_persons(dataset, QUERY, threshold=-1.0)
-    matches = dataset.values(defaults.VIDEO_MATCHES_FIELD)
+    matches = dataset.values(contract.VIDEO_MATCHES_FIELD)
     assert len(matches[0].detections) == 2 and matches[1].detections == []
-    assert dataset.values(defaults.SAMPLE_SIMILARITY_FIELD)[1:] == [None, None]
+    assert dataset.values(contract.SAMPLE_SIMILARITY_FIELD)[1:] == [None, None]
     again = index_persons(dataset, matcher=tiny_siglip, detections_field="ground_truth")
     assert again["processed"] == 0 and again["errors"] == 1  # done videos (even empty) are skipped
 
@@ -443,7 +443,7 @@ def test_indexing_a_view_keeps_the_rest_of_the_index(scenes_dataset, tiny_siglip
 
 
 def test_track_embedding_is_refreshed_when_the_box_changes_shape(test_root):
-    from person_finder.core.video import track_video
+    from person_finder.core.search.tracking import track_video
 
     truth = synthetic.write_video(os.path.join(test_root, "refresh", "walk.mp4"), synthetic.random_specs(1, seed=3),
                                   num_frames=24, width=320, height=180, seed=4)
@@ -474,7 +474,7 @@ def test_track_embedding_is_refreshed_when_the_box_changes_shape(test_root):
 
 def test_interrupted_runs_resume_where_they_stopped(dataset, test_root, tiny_siglip, monkeypatch):
     """A killed job keeps the index of what it finished: the re-run processes only the rest."""
-    import person_finder.core.video as video
+    import person_finder.core.search.tracking as video
 
     folder = os.path.join(test_root, "interrupted", dataset.name)
     for seed in (5, 6, 7):
@@ -496,7 +496,7 @@ def test_interrupted_runs_resume_where_they_stopped(dataset, test_root, tiny_sig
     tracked.clear()
     summary = index_persons(dataset, matcher=tiny_siglip, detections_field="ground_truth")
     assert tracked == paths[2:] and summary["processed"] == 1
-    assert summary["tracks"] == sum(dataset.values(defaults.PERSON_TRACKS_FIELD)) >= 6
+    assert summary["tracks"] == sum(dataset.values(contract.PERSON_TRACKS_FIELD)) >= 6
     assert {r["sample_id"] for r in rank_persons(dataset, QUERY, k=None)} == set(ids)
 
 
@@ -528,7 +528,7 @@ def test_interrupted_image_run_keeps_the_batches_it_finished(scenes_dataset, tin
 
 def test_video_crops_reach_the_encoder_in_rgb(test_root):
     """Frames stay BGR for the detector and tracker; the crops the matcher sees must be RGB."""
-    from person_finder.core.video import track_video
+    from person_finder.core.search.tracking import track_video
 
     spec = synthetic.PersonSpec("red", "blue", long_sleeves=True, long_lower=True)
     truth = synthetic.write_video(os.path.join(test_root, "rgb", "walk.mp4"), [spec], num_frames=12,

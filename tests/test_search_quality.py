@@ -10,8 +10,8 @@ import os
 import fiftyone as fo
 import pytest
 
-from person_finder.core import defaults
-from person_finder.core.kit import synthetic
+from person_finder.core import contract
+from person_finder.testing import synthetic
 from person_finder.core.search import index_persons, rank_persons, search_persons
 
 QUERY = "red top and blue trousers"
@@ -46,7 +46,7 @@ def test_images_rank_the_described_person_first(dataset, test_root, finetuned_si
     assert _iou(best["bounding_box"], scenes[1].boxes[1]) > 0.9
     view = search_persons(dataset, QUERY, threshold=best["similarity"])
     assert view.first().filepath == scenes[1].filepath
-    matched = [d for dets in dataset.values("persons.detections") for d in dets if d.label == defaults.MATCH_LABEL]
+    matched = [d for dets in dataset.values("persons.detections") for d in dets if d.label == contract.MATCH_LABEL]
     assert len(matched) == 1 and _iou(matched[0].bounding_box, scenes[1].boxes[1]) > 0.9
 
 
@@ -69,7 +69,7 @@ def test_video_span_covers_the_described_person(dataset, test_root, finetuned_si
     assert first <= best["frame_number"] <= last
     assert _iou(best["bounding_box"], truth.tracks[1][best["frame_number"]]) > 0.8
     search_persons(dataset, QUERY, threshold=best["similarity"])
-    spans = dataset.first()[defaults.VIDEO_MATCHES_FIELD].detections
+    spans = dataset.first()[contract.VIDEO_MATCHES_FIELD].detections
     assert [s.index for s in spans] == [best["track_id"]]
     start, end = spans[0].support
     assert start <= first and end >= last

@@ -8,13 +8,14 @@ import numpy as np
 import pytest
 import torch
 
-from person_finder.core import defaults
-from person_finder.core.evaluation import retrieval_metrics, text_to_image_scores
-from person_finder.core.kit import synthetic
-from person_finder.core.kit.people_training import held_out_specs, person_items, write_people_dataset
+from person_finder.core import contract
+from person_finder.core.training.evaluation import retrieval_metrics, text_to_image_scores
+from person_finder.testing import synthetic
+from person_finder.testing.people_training import held_out_specs, person_items, write_people_dataset
 from person_finder.core.models.loading import ModelLoadError
 from person_finder.core.models.matcher import load_matcher
-from person_finder.core.training import TrainConfig, attribute_captions, split_by_identity, train_matcher
+from person_finder.core.attributes.captions import attribute_captions
+from person_finder.core.training import TrainConfig, split_by_identity, train_matcher
 from person_finder.core.training.data import PairDataset, augment
 from person_finder.core.training.finetune import finetune
 from person_finder.core.training.loss import contrastive_loss
@@ -172,9 +173,9 @@ def test_finetune_on_a_dataset_records_a_run_and_tags_validation(people, tiny_si
     assert [h["epoch"] for h in record.history] == [1, 2] and record.model_dir == result.model_dir
     info = people.get_run_info("ft").config
     assert len(info.val_identities) == 2 and info.train_identities == 6
-    val_ids = set(people.match_tags(defaults.VAL_TAG).distinct("person_id"))
+    val_ids = set(people.match_tags(contract.VAL_TAG).distinct("person_id"))
     assert val_ids == set(info.val_identities)
-    assert set(people.match_tags(defaults.VAL_TAG).distinct("tags")) == {"train", "val"}  # train tag kept
+    assert set(people.match_tags(contract.VAL_TAG).distinct("tags")) == {"train", "val"}  # train tag kept
     matcher = load_matcher(result.model_dir)
     assert matcher.embed_texts(["red top and blue trousers"]).shape == (1, matcher.embedding_dim)
     metrics = json.load(open(os.path.join(result.model_dir, "training_metrics.json")))

@@ -5,12 +5,12 @@ import os
 import fiftyone.operators as foo
 import pytest
 
-from person_finder.core import defaults
-from person_finder.core.evaluation import load_evaluation
-from person_finder.core.kit import synthetic
-from person_finder.core.kit.people_training import write_people_dataset
+from person_finder.core import contract, defaults
+from person_finder.core.training.evaluation import load_evaluation
+from person_finder.testing import synthetic
+from person_finder.testing.people_training import write_people_dataset
 
-URI = defaults.PLUGIN_NAME + "/"
+URI = contract.PLUGIN_NAME + "/"
 
 
 @pytest.fixture(scope="module")
@@ -52,7 +52,7 @@ def test_delegated_finetune_then_evaluation_table(people, tiny_siglip, finetuned
     assert doc.status.progress == 1.0
     assert doc.result.result["model_dir"] == out and doc.result.result["epochs_run"] == 1
     people.reload()
-    assert people.has_run(defaults.TRAIN_RUN_KEY)
+    assert people.has_run(contract.TRAIN_RUN_KEY)
 
     result = foo.execute_operator(URI + "evaluate_matchers", ctx=dict(
         view=people.view(), params=dict(zero_shot=tiny_siglip, finetuned=finetuned_siglip, delegate=False)))

@@ -2,7 +2,7 @@
 
 FiftyOne imports this file by path when a similarity index built with
 ``person-finder-matcher`` needs its model again (text queries, new
-processes, the App). ``core.zoo.register_model_source()`` links this folder
+processes, the App). ``core.models.zoo.register_model_source()`` links this folder
 into ``fo.config.model_zoo_dir``.
 """
 

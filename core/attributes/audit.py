@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import collections
 
-from .. import defaults
+from .. import contract
 from .schema import UNKNOWN
 
 _AGE = {"child": 1, "teenager": 2, "adult": 3, "senior": 4}
@@ -58,7 +58,7 @@ def to_market_codes(values):
     return {name: fn(values) for name, fn in MARKET_MAP.items()}
 
 
-def audit_attributes(samples, field=defaults.ATTRIBUTES_FIELD, gt_field=defaults.MARKET_ATTRIBUTES_FIELD):
+def audit_attributes(samples, field=contract.ATTRIBUTES_FIELD, gt_field=contract.MARKET_ATTRIBUTES_FIELD):
     """Per-attribute agreement of ``field`` with Market-1501 ground truth in ``gt_field``.
 
     Returns ``{"samples": n, "mean_accuracy": x, "rows": [{attribute, compared,
@@ -73,7 +73,7 @@ def audit_attributes(samples, field=defaults.ATTRIBUTES_FIELD, gt_field=defaults
     for name in (field, gt_field):
         if not samples.has_field(name):
             raise ValueError(f"field {name!r} not found; audit needs generated attributes and Market-1501 "
-                             f"ground truth ({defaults.MARKET_ATTRIBUTES_FIELD!r}, written by the Market importer)")
+                             f"ground truth ({contract.MARKET_ATTRIBUTES_FIELD!r}, written by the Market importer)")
     both = samples.exists(field).exists(gt_field)
     counts = collections.defaultdict(lambda: collections.Counter())
     for doc, truth in zip(*both.values([field, gt_field])):

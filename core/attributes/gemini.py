@@ -31,7 +31,7 @@ from concurrent.futures import CancelledError, ThreadPoolExecutor, as_completed
 
 from pydantic import BaseModel
 
-from .. import defaults
+from .. import contract, defaults
 from ..progress import notify
 from .schema import attribute_schema
 from .store import ChunkWriter, pending, save_run, to_document
@@ -75,10 +75,10 @@ def prompt_text(views=1, include_sensitive=False):
 
 def resolve_api_key(api_key=None):
     """``api_key`` if given, else the ``GEMINI_API_KEY`` environment variable; a clear error if neither."""
-    key = api_key or os.environ.get(defaults.GEMINI_SECRET)
+    key = api_key or os.environ.get(contract.GEMINI_SECRET)
     if not key:
         raise ValueError(
-            f"No Gemini API key: set the plugin secret / environment variable {defaults.GEMINI_SECRET}, "
+            f"No Gemini API key: set the plugin secret / environment variable {contract.GEMINI_SECRET}, "
             "pass api_key=..., or use the offline provider 'zero-shot'"
         )
     return key
@@ -278,7 +278,7 @@ def image_parts(filepaths, text):
     return parts
 
 
-def plan_jobs(samples, views_per_call=1, group_field=defaults.PERSON_ID_FIELD):
+def plan_jobs(samples, views_per_call=1, group_field=contract.PERSON_ID_FIELD):
     """Calls to make: lists of ``(sample_id, filepath)``; one view per call, or up to N views of one identity."""
     ids, paths = samples.values("id"), samples.values("filepath")
     if views_per_call <= 1:
@@ -312,7 +312,7 @@ def _validate(views_per_call, concurrency, requests_per_minute, chunk_size, samp
 def _refusal(exc, model, key):
     hints = {400: "the request is invalid (check the model name and the images)",
              401: "the API key was not accepted",
-             403: f"the API key was refused (check the {defaults.GEMINI_SECRET} secret and that it may use Gemini)",
+             403: f"the API key was refused (check the {contract.GEMINI_SECRET} secret and that it may use Gemini)",
              404: f"model {model!r} was not found (use a current model such as {defaults.GEMINI_MODEL!r})"}
     detail = (exc.message or "").replace(key, "***")
     return (f"Gemini refused the request with {exc.code} {exc.status or ''}: {hints.get(exc.code, detail)} "
@@ -320,14 +320,14 @@ def _refusal(exc, model, key):
 
 
 def generate_attributes(samples, api_key=None, model=defaults.GEMINI_MODEL,
-                        views_per_call=defaults.GEMINI_VIEWS_PER_CALL, group_field=defaults.PERSON_ID_FIELD,
+                        views_per_call=defaults.GEMINI_VIEWS_PER_CALL, group_field=contract.PERSON_ID_FIELD,
                         include_sensitive=defaults.INCLUDE_SENSITIVE_ATTRIBUTES, overwrite=False, dry_run=False,
                         concurrency=defaults.GEMINI_CONCURRENCY,
                         requests_per_minute=defaults.GEMINI_REQUESTS_PER_MINUTE,
                         max_attempts=defaults.GEMINI_MAX_ATTEMPTS, timeout_s=defaults.GEMINI_TIMEOUT_S,
                         backoff_initial_s=defaults.GEMINI_BACKOFF_INITIAL_S,
-                        chunk_size=defaults.ATTRIBUTES_CHUNK_SIZE, field=defaults.ATTRIBUTES_FIELD,
-                        error_field=defaults.ATTRIBUTES_ERROR_FIELD, run_key=defaults.ATTRIBUTES_RUN_KEY,
+                        chunk_size=defaults.ATTRIBUTES_CHUNK_SIZE, field=contract.ATTRIBUTES_FIELD,
+                        error_field=contract.ATTRIBUTES_ERROR_FIELD, run_key=contract.ATTRIBUTES_RUN_KEY,
                         base_url=None, on_progress=None):
     """Generate ``field`` for every sample of ``samples`` that lacks it (all with ``overwrite``).
 
@@ -376,7 +376,7 @@ def generate_attributes(samples, api_key=None, model=defaults.GEMINI_MODEL,
         stopped = _refusal(exc, model, key)
     finally:
         writer.close()
-        config = {"provider": "gemini", "model": model, "prompt_version": defaults.ATTRIBUTES_PROMPT_VERSION,
+        config = {"provider": "gemini", "model": model, "prompt_version": contract.ATTRIBUTES_PROMPT_VERSION,
                   "views_per_call": views_per_call, "include_sensitive": bool(include_sensitive),
                   "concurrency": concurrency, "requests_per_minute": requests_per_minute, "field": field}
         results = {"todo": sum(len(j) for j in jobs), "attributed": writer.written, "failed": writer.failed,

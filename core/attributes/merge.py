@@ -22,7 +22,7 @@ from __future__ import annotations
 import collections
 import dataclasses
 
-from .. import defaults
+from .. import contract, defaults
 from ..progress import notify
 from .schema import (ACCESSORY_FIELDS, BAG_COLOR_FIELDS, LIST_FIELDS, TEXT_FIELDS, UNKNOWN, PersonAttributes,
                      SensitivePersonAttributes, allowed_values)
@@ -185,10 +185,10 @@ def template_description(values):
     return text
 
 
-def merge_attributes(samples, group_field=defaults.PERSON_ID_FIELD, field=defaults.ATTRIBUTES_FIELD,
-                     merged_field=defaults.MERGED_ATTRIBUTES_FIELD, agreement_field=defaults.AGREEMENT_FIELD,
-                     description_field=defaults.DESCRIPTION_FIELD, accessory_min_views=defaults.ACCESSORY_MIN_VIEWS,
-                     rewrite=False, run_key=defaults.MERGE_RUN_KEY, on_progress=None, **gemini_kwargs):
+def merge_attributes(samples, group_field=contract.PERSON_ID_FIELD, field=contract.ATTRIBUTES_FIELD,
+                     merged_field=contract.MERGED_ATTRIBUTES_FIELD, agreement_field=contract.AGREEMENT_FIELD,
+                     description_field=contract.DESCRIPTION_FIELD, accessory_min_views=defaults.ACCESSORY_MIN_VIEWS,
+                     rewrite=False, run_key=contract.MERGE_RUN_KEY, on_progress=None, **gemini_kwargs):
     """Merge ``field`` across the views of each identity and write the merged fields to every view.
 
     ``rewrite`` asks Gemini (``gemini_kwargs``: api_key, model, base_url, ...)
@@ -236,7 +236,7 @@ def merge_attributes(samples, group_field=defaults.PERSON_ID_FIELD, field=defaul
     docs_by_id, agreement_by_id, text_by_id = {}, {}, {}
     for group, result in merged.items():
         doc = to_document(result.values, result.confidence, num_views=len(members[group]),
-                          **{defaults.CONFLICTS_ATTR: result.conflicts})
+                          **{contract.CONFLICTS_ATTR: result.conflicts})
         for sample_id, _ in members[group]:
             docs_by_id[sample_id] = doc
             agreement_by_id[sample_id] = result.agreement

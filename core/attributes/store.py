@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import datetime
 
-from .. import defaults
+from .. import contract, defaults
 
 
 def to_document(values, confidence=None, **extra):
@@ -42,7 +42,7 @@ def from_document(doc, schema):
     return values, confidence
 
 
-def pending(samples, field=defaults.ATTRIBUTES_FIELD, overwrite=False):
+def pending(samples, field=contract.ATTRIBUTES_FIELD, overwrite=False):
     """The samples still to do: those without ``field``, or all of them with ``overwrite``."""
     if overwrite or not samples.has_field(field):
         return samples
@@ -56,7 +56,7 @@ class ChunkWriter:
     ``error_field`` and leaves any earlier ``field`` value untouched.
     """
 
-    def __init__(self, samples, field=defaults.ATTRIBUTES_FIELD, error_field=defaults.ATTRIBUTES_ERROR_FIELD,
+    def __init__(self, samples, field=contract.ATTRIBUTES_FIELD, error_field=contract.ATTRIBUTES_ERROR_FIELD,
                  chunk_size=defaults.ATTRIBUTES_CHUNK_SIZE):
         self.dataset = samples._root_dataset
         self.field = field

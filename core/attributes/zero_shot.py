@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .. import defaults
+from .. import contract, defaults
 from ..progress import notify
 from .schema import BAG_COLOR_FIELDS, LIST_FIELDS, TEXT_FIELDS, UNKNOWN, allowed_values, attribute_schema
 from .store import ChunkWriter, pending, save_run, to_document
@@ -99,8 +99,8 @@ def _predict(image_embeddings, text_embeddings, prompts, scale, min_confidence):
 
 def zero_shot_attributes(samples, matcher=defaults.MATCHER_MODEL, include_sensitive=False, overwrite=False,
                          min_confidence=defaults.ZERO_SHOT_MIN_CONFIDENCE, batch_size=defaults.MATCHER_BATCH_SIZE,
-                         field=defaults.ATTRIBUTES_FIELD, error_field=defaults.ATTRIBUTES_ERROR_FIELD,
-                         run_key=defaults.ATTRIBUTES_RUN_KEY, device=None, dry_run=False, on_progress=None):
+                         field=contract.ATTRIBUTES_FIELD, error_field=contract.ATTRIBUTES_ERROR_FIELD,
+                         run_key=contract.ATTRIBUTES_RUN_KEY, device=None, dry_run=False, on_progress=None):
     """Write zero-shot attributes (with confidences) for samples that lack them; returns a summary.
 
     ``matcher`` is a Hugging Face id / folder or a loaded ``ImageTextMatcher``.
@@ -109,8 +109,7 @@ def zero_shot_attributes(samples, matcher=defaults.MATCHER_MODEL, include_sensit
 
         zero_shot_attributes(dataset, matcher="/models/siglip-finetuned", overwrite=True)
     """
-    from PIL import Image
-
+    from ..models.images import open_rgb
     from ..models.matcher import load_matcher
 
     if not 0.0 <= float(min_confidence) <= 1.0:
@@ -132,8 +131,7 @@ def zero_shot_attributes(samples, matcher=defaults.MATCHER_MODEL, include_sensit
         batch, images = [], []
         for sample_id, path in zip(ids[start:start + batch_size], paths[start:start + batch_size]):
             try:
-                with Image.open(path) as img:
-                    images.append(img.convert("RGB"))
+                images.append(open_rgb(path))
                 batch.append(sample_id)
             except OSError as exc:
                 writer.add(sample_id, error=f"zero-shot: cannot read image: {exc}")
@@ -145,7 +143,7 @@ def zero_shot_attributes(samples, matcher=defaults.MATCHER_MODEL, include_sensit
     writer.close()
     results = {"todo": len(ids), "attributed": writer.written, "failed": writer.failed}
     save_run(samples, run_key, {"provider": "zero-shot", "model": str(name), "field": field,
-                                "prompt_version": defaults.ATTRIBUTES_PROMPT_VERSION,
+                                "prompt_version": contract.ATTRIBUTES_PROMPT_VERSION,
                                 "include_sensitive": bool(include_sensitive),
                                 "min_confidence": float(min_confidence)}, results)
     return {**results, "run_key": run_key}

@@ -23,7 +23,7 @@ import numpy as np
 
 from .. import defaults
 from .loading import ModelLoadError, resolve_device
-from .matcher import to_rgb_array
+from .images import to_rgb_array
 
 
 _OFFLINE_SET_HERE = False

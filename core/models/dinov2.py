@@ -16,7 +16,7 @@ import numpy as np
 
 from .. import defaults
 from .loading import load_pretrained, resolve_device
-from .matcher import to_rgb_array
+from .images import to_rgb_array
 
 
 class DinoV2Embedder:

@@ -1,7 +1,7 @@
 """The matcher as a FiftyOne model: image embeddings plus text-prompt embeddings.
 
 A brain similarity index built with this model (through the zoo name
-:data:`core.defaults.MATCHER_ZOO_MODEL`, see :mod:`core.zoo`) can re-create
+:data:`core.contract.MATCHER_ZOO_MODEL`, see :mod:`core.models.zoo`) can re-create
 it by name, so the index answers text queries in a new process and in the
 App's built-in similarity search.
 

@@ -18,6 +18,7 @@ import os
 import numpy as np
 
 from .. import defaults
+from .images import to_rgb_array
 from .loading import ModelLoadError, load_pretrained, resolve_device
 
 logger = logging.getLogger(__name__)
@@ -31,28 +32,6 @@ def _features(output):
     if hasattr(output, "pooler_output"):
         return output.pooler_output
     return output
-
-
-def to_rgb_array(image):
-    """Any PIL image or numpy array (gray, RGBA, 16-bit) as an HxWx3 uint8 RGB array."""
-    from PIL import Image
-
-    if isinstance(image, Image.Image):
-        if image.mode in ("I;16", "I;16B", "I;16L", "I"):
-            arr = np.asarray(image, dtype=np.float32)
-            image = Image.fromarray((arr / max(arr.max(), 1) * 255).astype(np.uint8))
-        return np.asarray(image.convert("RGB"))
-    arr = np.asarray(image)
-    if arr.dtype != np.uint8:
-        scale = 65535.0 if arr.dtype == np.uint16 else (255.0 if arr.max() > 1.0 else 1.0)
-        arr = np.clip(arr.astype(np.float32) / scale * 255.0, 0, 255).astype(np.uint8)
-    if arr.ndim == 2:
-        arr = np.stack([arr] * 3, axis=-1)
-    elif arr.shape[-1] == 4:
-        arr = arr[..., :3]
-    elif arr.shape[-1] == 1:
-        arr = np.repeat(arr, 3, axis=-1)
-    return np.ascontiguousarray(arr)
 
 
 class ImageTextMatcher:

@@ -11,14 +11,14 @@ from __future__ import annotations
 
 import dataclasses
 
-from .. import defaults
+from .. import contract, defaults
 from .data import items_from_samples, split_by_identity
 from .train import TrainConfig, check_training_data, process_state, train_matcher
 
 
 def prepare_splits(samples, train_tag="train", val_fraction=defaults.TRAIN_VAL_FRACTION, seed=defaults.TRAIN_SEED,
-                   description_field=defaults.DESCRIPTION_FIELD, attributes_field=defaults.MERGED_ATTRIBUTES_FIELD,
-                   person_id_field=defaults.PERSON_ID_FIELD):
+                   description_field=contract.DESCRIPTION_FIELD, attributes_field=contract.MERGED_ATTRIBUTES_FIELD,
+                   person_id_field=contract.PERSON_ID_FIELD):
     """Training and validation :class:`~.data.PersonItem` s from the ``train_tag`` samples, split by identity."""
     train = samples.match_tags(train_tag)
     if len(train) == 0:
@@ -30,8 +30,8 @@ def prepare_splits(samples, train_tag="train", val_fraction=defaults.TRAIN_VAL_F
 
 
 def finetune(samples, output_dir, config=None, train_tag="train", val_fraction=defaults.TRAIN_VAL_FRACTION,
-             description_field=defaults.DESCRIPTION_FIELD, attributes_field=defaults.MERGED_ATTRIBUTES_FIELD,
-             person_id_field=defaults.PERSON_ID_FIELD, run_key=defaults.TRAIN_RUN_KEY, tag_val=True,
+             description_field=contract.DESCRIPTION_FIELD, attributes_field=contract.MERGED_ATTRIBUTES_FIELD,
+             person_id_field=contract.PERSON_ID_FIELD, run_key=contract.TRAIN_RUN_KEY, tag_val=True,
              on_progress=None):
     """Fine-tune on the ``train_tag`` samples; validation identities are carved out by ``config.seed``.
 
@@ -68,10 +68,10 @@ def finetune(samples, output_dir, config=None, train_tag="train", val_fraction=d
     if process_state(config).is_main_process:
         dataset.register_run(run_key, run_config, overwrite=True)
         if tag_val and val_ids:
-            samples.match_tags(train_tag).match({person_id_field: {"$in": val_ids}}).tag_samples(defaults.VAL_TAG)
+            samples.match_tags(train_tag).match({person_id_field: {"$in": val_ids}}).tag_samples(contract.VAL_TAG)
     card = (f"Data: FiftyOne dataset `{dataset.name}`, {len(train)} training images of "
             f"{len({it.person_id for it in train})} identities (tag `{train_tag}`), validation "
-            f"{len(val)} images of {len(val_ids)} other identities (tag `{defaults.VAL_TAG}`).")
+            f"{len(val)} images of {len(val_ids)} other identities (tag `{contract.VAL_TAG}`).")
     result = train_matcher(train, val, output_dir, config, on_progress=on_progress, model_card=card, on_epoch=record)
     if result.is_main_process:
         dataset.save_run_results(run_key, dataset.init_run_results(

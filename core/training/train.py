@@ -24,7 +24,7 @@ import os
 import shutil
 
 from .. import defaults
-from ..evaluation import retrieval_metrics, text_to_image_scores
+from .evaluation import retrieval_metrics, text_to_image_scores
 from ..progress import notify
 from .data import Collator, PairDataset
 

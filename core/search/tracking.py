@@ -11,7 +11,7 @@ crops, whatever the video's length.
 
 Example::
 
-    from person_finder.core.video import track_video
+    from person_finder.core.search.tracking import track_video
     tracks = track_video("walk.mp4", detect=lambda numbers, frames: detector.detect(frames, bgr=True),
                          embed=matcher.embed_images)
     tracks.frames[1]      # [(track_id, [x1, y1, x2, y2], confidence, embedding_row), ...]
@@ -24,7 +24,7 @@ import dataclasses
 
 import numpy as np
 
-from . import defaults
+from .. import defaults
 
 TRACKERS = defaults.TRACKERS
 

@@ -97,7 +97,7 @@ def make_tiny_yolo(path, config="yolov8n.yaml", seed=0):
     """Save a YOLO detector with random weights, built from an Ultralytics config, to ``path`` (.pt)."""
     import torch
 
-    from ..models.detector import apply_ultralytics_offline_switches, preserve_torch_threads
+    from ..core.models.detector import apply_ultralytics_offline_switches, preserve_torch_threads
 
     torch.manual_seed(seed)
 

@@ -8,7 +8,7 @@ gallery (queries without one are counted and reported, as in Market-1501).
 
 Example::
 
-    from person_finder.core.evaluation import retrieval_metrics
+    from person_finder.core.training.evaluation import retrieval_metrics
     scores = text_emb @ image_emb.T                    # queries x gallery
     retrieval_metrics(scores, query_ids, gallery_ids)  # {'rank1': .., 'mAP': .., 'mINP': .., ...}
 """
@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import defaults
+from .. import contract, defaults
 
 
 def retrieval_metrics(scores, query_ids, gallery_ids, ranks=defaults.EVAL_RANKS):
@@ -109,13 +109,9 @@ def _gallery(samples, person_id_field):
 
 
 def _load_images(paths):
-    from PIL import Image
+    from ..models.images import open_rgb
 
-    images = []
-    for path in paths:
-        with Image.open(path) as im:
-            images.append(im.convert("RGB"))
-    return images
+    return [open_rgb(path) for path in paths]
 
 
 def _calibration(matcher, calibration, test_scores, query_ids, gallery_ids, target_precision, seed):
@@ -142,9 +138,9 @@ def _calibration(matcher, calibration, test_scores, query_ids, gallery_ids, targ
 
 
 def evaluate_matchers(samples, models=None, query_tag="query", gallery_tag="gallery",
-                      calibration_tag=defaults.VAL_TAG, description_field=defaults.DESCRIPTION_FIELD,
-                      person_id_field=defaults.PERSON_ID_FIELD, ranks=defaults.EVAL_RANKS,
-                      target_precision=defaults.CALIBRATION_TARGET_PRECISION, run_key=defaults.EVAL_RUN_KEY,
+                      calibration_tag=contract.VAL_TAG, description_field=contract.DESCRIPTION_FIELD,
+                      person_id_field=contract.PERSON_ID_FIELD, ranks=defaults.EVAL_RANKS,
+                      target_precision=defaults.CALIBRATION_TARGET_PRECISION, run_key=contract.EVAL_RUN_KEY,
                       device=None, batch_size=defaults.MATCHER_BATCH_SIZE, seed=defaults.TRAIN_SEED, on_progress=None):
     """Text-to-person evaluation of one or more matchers, side by side, stored as a run.
 
@@ -163,9 +159,9 @@ def evaluate_matchers(samples, models=None, query_tag="query", gallery_tag="gall
         rows = evaluate_matchers(dataset, {"zero-shot": "google/siglip-base-patch16-224",
                                            "fine-tuned": "runs/people"})
     """
-    from .models.matcher import load_matcher
-    from .progress import notify
-    from .training.data import items_from_samples
+    from ..models.matcher import load_matcher
+    from ..progress import notify
+    from .data import items_from_samples
 
     if models is None:
         models = {"zero-shot": defaults.MATCHER_MODEL}
@@ -209,6 +205,6 @@ def evaluate_matchers(samples, models=None, query_tag="query", gallery_tag="gall
     return rows
 
 
-def load_evaluation(dataset, run_key=defaults.EVAL_RUN_KEY):
+def load_evaluation(dataset, run_key=contract.EVAL_RUN_KEY):
     """The rows saved by :func:`evaluate_matchers` under ``run_key``."""
     return list(dataset.load_run_results(run_key).rows)

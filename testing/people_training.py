@@ -8,7 +8,7 @@ least 4 combinations on each side (what generalising to new pairs needs).
 
 Example::
 
-    from person_finder.core.kit.people_training import finetune_tiny_siglip, held_out_specs
+    from person_finder.testing.people_training import finetune_tiny_siglip, held_out_specs
     folder = finetune_tiny_siglip("/tmp/finetuned-siglip")   # 1-2 minutes on 2 CPU cores
     matcher = load_matcher(folder)            # held_out_specs(): Rank-1 0.875-1.0, chance 1/16
 """
@@ -75,14 +75,14 @@ def training_specs(people_per_pair=PEOPLE_PER_PAIR):
 
 def person_texts(spec):
     """Every phrasing of ``describe`` plus the short "red top and blue trousers" caption."""
-    from ..training.data import attribute_captions
+    from ..core.attributes.captions import attribute_captions
 
     return [synthetic.describe(spec, v) for v in range(3)] + attribute_captions(synthetic.market_attributes(spec))[:1]
 
 
 def person_items(specs, first_id=0, images=4, seed=0):
     """:class:`PersonItem` s with in-memory crops: ``images`` per spec, ids from ``first_id``."""
-    from ..training.data import PersonItem
+    from ..core.training.data import PersonItem
 
     return [PersonItem(synthetic.render_crop(spec, seed=seed * 100003 + 1000 * (first_id + i) + k), first_id + i,
                        person_texts(spec))
@@ -127,7 +127,7 @@ def finetune_tiny_siglip(folder, epochs=30, people_per_pair=PEOPLE_PER_PAIR, ima
     """
     import torch
 
-    from ..training import TrainConfig, train_matcher
+    from ..core.training import TrainConfig, train_matcher
 
     if os.path.exists(os.path.join(folder, "training_metrics.json")):
         return folder

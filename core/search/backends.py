@@ -15,7 +15,7 @@ process and for every process it starts.
 
 Example::
 
-    from person_finder.core import backends, index
+    from person_finder.core.search import backends, index
     backends.configure_backend("lancedb", "/shared/person-finder/lancedb")
     index.build_text_index(dataset, "person_index", matcher=..., backend="lancedb")
     dups = backends.find_duplicates(dataset.load_brain_results("person_index"), thresh=0.05)
@@ -27,7 +27,7 @@ import importlib.util
 import logging
 import os
 
-from . import defaults
+from .. import defaults
 
 logger = logging.getLogger(__name__)
 

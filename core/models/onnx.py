@@ -15,7 +15,7 @@ faster than PyTorch on a CPU for one query, embeddings within
 
 Example::
 
-    from person_finder.core import onnx
+    from person_finder.core.models import onnx
     from person_finder.core.models.matcher import load_matcher
     from person_finder.core.models.detector import load_detector
     matcher = onnx.with_runtime(load_matcher("google/siglip-base-patch16-224"), "onnx")
@@ -35,9 +35,9 @@ import warnings
 
 import numpy as np
 
-from . import defaults
-from .models.detector import PersonDetector, load_detector, preserve_torch_threads
-from .models.matcher import ImageTextMatcher
+from .. import defaults
+from .detector import PersonDetector, load_detector, preserve_torch_threads
+from .matcher import ImageTextMatcher
 
 logger = logging.getLogger(__name__)
 _TEXT_ENCODERS = {}  # (loaded model, cache folder) -> its OnnxTextEncoder (the latest only)
@@ -128,7 +128,7 @@ def _image_tower(model):
     """The exported graph: pixels -> unit image embeddings (torch is imported lazily, hence the local class)."""
     import torch
 
-    from .models.matcher import _features
+    from .matcher import _features
 
     class ImageTower(torch.nn.Module):
         def __init__(self):
@@ -194,7 +194,7 @@ def _text_tower(model, names):
     """The exported graph: token ids (and, for CLIP, the attention mask) -> unit text embeddings."""
     import torch
 
-    from .models.matcher import _features
+    from .matcher import _features
 
     class TextTower(torch.nn.Module):
         def __init__(self):

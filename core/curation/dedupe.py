@@ -17,7 +17,7 @@ vectors: exact cosine distances, memory bounded by
 
 Workflow::
 
-    from person_finder.core import dedupe
+    from person_finder.core.curation import dedupe
     report = dedupe.find_near_duplicates(dataset, threshold=0.05, scope="identity")   # dry run: tags + views
     print(report.histogram)                  # nearest-neighbour distances: is the threshold in the gap?
     dedupe.remove_near_duplicates(dataset, threshold=0.05, scope="identity")          # deletes from the dataset only
@@ -32,8 +32,9 @@ import hashlib
 import numpy as np
 from PIL import Image
 
-from . import defaults
-from .progress import notify
+from .. import contract, defaults
+from ..models.images import open_rgb
+from ..progress import notify
 
 _RUN_INFO_KEY = "person_finder_dedupe_run"
 _MODELS_INFO_KEY = "person_finder_dedupe_models"
@@ -65,7 +66,7 @@ class LeakageReport:
     num_samples: int = 0
     samples_per_split: dict = dataclasses.field(default_factory=dict)
     person_ids: list = dataclasses.field(default_factory=list)
-    view: str = defaults.LEAKS_VIEW
+    view: str = contract.LEAKS_VIEW
 
     def summary(self):
         return dataclasses.asdict(self)
@@ -77,14 +78,14 @@ def validate_settings(samples, threshold, scope):
         raise ValueError(f"scope={scope!r}; use one of {defaults.DEDUPE_SCOPES}")
     if not isinstance(threshold, (int, float)) or not 0.0 < float(threshold) < 2.0:
         raise ValueError(f"threshold={threshold!r}; use a cosine distance in (0, 2), e.g. {defaults.DEDUPE_THRESHOLD}")
-    if scope == "identity" and not samples.has_field(defaults.PERSON_ID_FIELD):
-        raise ValueError(f"scope='identity' needs an int field {defaults.PERSON_ID_FIELD!r} on the samples; "
+    if scope == "identity" and not samples.has_field(contract.PERSON_ID_FIELD):
+        raise ValueError(f"scope='identity' needs an int field {contract.PERSON_ID_FIELD!r} on the samples; "
                          f"import Market-1501 first or use scope='global'")
     if len(samples) == 0:
         raise ValueError("the collection is empty")
 
 
-def ensure_dedupe_index(samples, brain_key=defaults.DEDUPE_BRAIN_KEY, model=defaults.DEDUPE_MODEL,
+def ensure_dedupe_index(samples, brain_key=contract.DEDUPE_BRAIN_KEY, model=defaults.DEDUPE_MODEL,
                         batch_size=defaults.DEDUPE_BATCH_SIZE, on_progress=None):
     """Return the DINOv2 similarity index of ``samples``, embedding only the samples it lacks.
 
@@ -124,15 +125,12 @@ def ensure_dedupe_index(samples, brain_key=defaults.DEDUPE_BRAIN_KEY, model=defa
 
 
 def _embed_files(paths, model, batch_size, on_progress):
-    from .models.dinov2 import load_dinov2
+    from ..models.dinov2 import load_dinov2
 
     embedder = load_dinov2(model, batch_size=batch_size)
     out = []
     for start in range(0, len(paths), batch_size):
-        images = []
-        for path in paths[start:start + batch_size]:
-            with Image.open(path) as img:
-                images.append(img.convert("RGB"))
+        images = [open_rgb(path) for path in paths[start:start + batch_size]]
         out.append(embedder.embed_images(images, batch_size=batch_size))
         notify(on_progress, 0.8 * (start + len(images)) / len(paths), f"DINOv2: embedded {start + len(images)} crops")
     return np.concatenate(out)
@@ -273,7 +271,7 @@ def _search(samples, threshold, scope, brain_key, model, batch_size, on_progress
     embeddings, found_ids, _ = index.get_embeddings(sample_ids=ids)
     order = {i: k for k, i in enumerate(found_ids)}
     embeddings = embeddings[[order[i] for i in ids]]
-    groups = samples.values(defaults.PERSON_ID_FIELD) if scope == "identity" else None
+    groups = samples.values(contract.PERSON_ID_FIELD) if scope == "identity" else None
     if groups is not None:
         groups = [-2 if g is None else g for g in groups]
     notify(on_progress, 0.85, "searching near-duplicates")
@@ -282,14 +280,14 @@ def _search(samples, threshold, scope, brain_key, model, batch_size, on_progress
 
 
 def find_near_duplicates(samples, threshold=defaults.DEDUPE_THRESHOLD, scope=defaults.DEDUPE_SCOPE,
-                         brain_key=defaults.DEDUPE_BRAIN_KEY, model=defaults.DEDUPE_MODEL,
+                         brain_key=contract.DEDUPE_BRAIN_KEY, model=defaults.DEDUPE_MODEL,
                          batch_size=defaults.DEDUPE_BATCH_SIZE, on_progress=None):
     """Dry run: tag near-duplicates and their representatives, save two views, report the distances.
 
     Representatives (largest, then sharpest crop of each group) get
-    ``defaults.REPRESENTATIVE_TAG``, the others ``defaults.DUPLICATE_TAG``;
-    both get ``defaults.DUPLICATE_GROUP_FIELD`` = the representative's id.
-    Saved views: ``defaults.DUPLICATES_VIEW`` and ``defaults.REPRESENTATIVES_VIEW``.
+    ``contract.REPRESENTATIVE_TAG``, the others ``contract.DUPLICATE_TAG``;
+    both get ``contract.DUPLICATE_GROUP_FIELD`` = the representative's id.
+    Saved views: ``contract.DUPLICATES_VIEW`` and ``contract.REPRESENTATIVES_VIEW``.
     Nothing is deleted. Re-running replaces the previous dry run's tags.
 
     Example::
@@ -305,20 +303,20 @@ def find_near_duplicates(samples, threshold=defaults.DEDUPE_THRESHOLD, scope=def
     rep_of = group_duplicates(pairs, quality)
 
     dataset = samples._root_dataset
-    samples.untag_samples([defaults.DUPLICATE_TAG, defaults.REPRESENTATIVE_TAG])
+    samples.untag_samples([contract.DUPLICATE_TAG, contract.REPRESENTATIVE_TAG])
     group_values = {ids[r]: ids[rep] for r, rep in rep_of.items()}
-    if not samples.has_field(defaults.DUPLICATE_GROUP_FIELD):
+    if not samples.has_field(contract.DUPLICATE_GROUP_FIELD):
         import fiftyone.core.fields as fof
 
-        dataset.add_sample_field(defaults.DUPLICATE_GROUP_FIELD, fof.StringField)
-    samples.set_values(defaults.DUPLICATE_GROUP_FIELD, [group_values.get(i) for i in ids])
+        dataset.add_sample_field(contract.DUPLICATE_GROUP_FIELD, fof.StringField)
+    samples.set_values(contract.DUPLICATE_GROUP_FIELD, [group_values.get(i) for i in ids])
     duplicates = [ids[r] for r, rep in rep_of.items() if r != rep]
     representatives = [ids[r] for r, rep in rep_of.items() if r == rep]
-    dataset.select(duplicates).tag_samples(defaults.DUPLICATE_TAG)
-    dataset.select(representatives).tag_samples(defaults.REPRESENTATIVE_TAG)
-    _save_view(dataset, defaults.DUPLICATES_VIEW, samples.match_tags(defaults.DUPLICATE_TAG),
+    dataset.select(duplicates).tag_samples(contract.DUPLICATE_TAG)
+    dataset.select(representatives).tag_samples(contract.REPRESENTATIVE_TAG)
+    _save_view(dataset, contract.DUPLICATES_VIEW, samples.match_tags(contract.DUPLICATE_TAG),
                "near-duplicates the removal step would delete")
-    _save_view(dataset, defaults.REPRESENTATIVES_VIEW, samples.match_tags(defaults.REPRESENTATIVE_TAG),
+    _save_view(dataset, contract.REPRESENTATIVES_VIEW, samples.match_tags(contract.REPRESENTATIVE_TAG),
                "the kept representative of each near-duplicate group")
 
     dataset.info[_RUN_INFO_KEY] = {**_settings(threshold, scope, brain_key, model),
@@ -328,11 +326,11 @@ def find_near_duplicates(samples, threshold=defaults.DEDUPE_THRESHOLD, scope=def
     return DedupeReport(threshold=float(threshold), scope=scope, num_samples=len(ids),
                         num_groups=len(representatives), num_duplicates=len(duplicates),
                         histogram=distance_histogram(nn_dist, threshold),
-                        views=[defaults.DUPLICATES_VIEW, defaults.REPRESENTATIVES_VIEW])
+                        views=[contract.DUPLICATES_VIEW, contract.REPRESENTATIVES_VIEW])
 
 
 def remove_near_duplicates(samples, threshold=defaults.DEDUPE_THRESHOLD, scope=defaults.DEDUPE_SCOPE,
-                           brain_key=defaults.DEDUPE_BRAIN_KEY, model=defaults.DEDUPE_MODEL, force=False,
+                           brain_key=contract.DEDUPE_BRAIN_KEY, model=defaults.DEDUPE_MODEL, force=False,
                            batch_size=defaults.DEDUPE_BATCH_SIZE, on_progress=None):
     """Delete the near-duplicates found by the matching dry run from the dataset (files stay on disk).
 
@@ -356,9 +354,9 @@ def remove_near_duplicates(samples, threshold=defaults.DEDUPE_THRESHOLD, scope=d
                          f"(find_near_duplicates) with {wanted} on this collection first, or pass force=True")
     report = (find_near_duplicates(samples, threshold, scope, brain_key, model, batch_size, on_progress)
               if problem else DedupeReport(threshold=float(threshold), scope=scope, num_samples=len(samples)))
-    doomed = samples.match_tags(defaults.DUPLICATE_TAG)
+    doomed = samples.match_tags(contract.DUPLICATE_TAG)
     ids = doomed.values("id")
-    report.num_groups = len(samples.match_tags(defaults.REPRESENTATIVE_TAG))
+    report.num_groups = len(samples.match_tags(contract.REPRESENTATIVE_TAG))
     if ids:
         index = dataset.load_brain_results(brain_key)
         index.remove_from_index(sample_ids=ids)
@@ -384,12 +382,12 @@ def _dry_run_mismatch(run, wanted, samples):
 
 
 def check_split_leakage(samples, threshold=defaults.DEDUPE_THRESHOLD, split_groups=defaults.LEAKAGE_SPLIT_GROUPS,
-                        brain_key=defaults.DEDUPE_BRAIN_KEY, model=defaults.DEDUPE_MODEL,
+                        brain_key=contract.DEDUPE_BRAIN_KEY, model=defaults.DEDUPE_MODEL,
                         batch_size=defaults.DEDUPE_BATCH_SIZE, on_progress=None):
     """Flag near-duplicates that cross split groups (default: train | val | query+gallery).
 
-    Both members of each leaky pair get ``defaults.LEAK_TAG``; the saved view
-    ``defaults.LEAKS_VIEW`` shows them sorted by person. Samples in no group
+    Both members of each leaky pair get ``contract.LEAK_TAG``; the saved view
+    ``contract.LEAKS_VIEW`` shows them sorted by person. Samples in no group
     are ignored.
 
     Example::
@@ -412,15 +410,15 @@ def check_split_leakage(samples, threshold=defaults.DEDUPE_THRESHOLD, split_grou
     leak_ids = [ids[r] for r in rows]
 
     dataset = samples._root_dataset
-    samples.untag_samples(defaults.LEAK_TAG)
-    dataset.select(leak_ids).tag_samples(defaults.LEAK_TAG)
-    view = samples.match_tags(defaults.LEAK_TAG)
-    if samples.has_field(defaults.PERSON_ID_FIELD):
-        view = view.sort_by(defaults.PERSON_ID_FIELD)
-    _save_view(dataset, defaults.LEAKS_VIEW, view, "near-duplicates that cross train / val / test")
+    samples.untag_samples(contract.LEAK_TAG)
+    dataset.select(leak_ids).tag_samples(contract.LEAK_TAG)
+    view = samples.match_tags(contract.LEAK_TAG)
+    if samples.has_field(contract.PERSON_ID_FIELD):
+        view = view.sort_by(contract.PERSON_ID_FIELD)
+    _save_view(dataset, contract.LEAKS_VIEW, view, "near-duplicates that cross train / val / test")
     per_split = {"+".join(g): int((group_of[rows] == k).sum()) for k, g in enumerate(split_groups)}
-    person_ids = sorted(set(view.values(defaults.PERSON_ID_FIELD))) if samples.has_field(
-        defaults.PERSON_ID_FIELD) else []
+    person_ids = sorted(set(view.values(contract.PERSON_ID_FIELD))) if samples.has_field(
+        contract.PERSON_ID_FIELD) else []
     notify(on_progress, 1.0, f"{len(leaky)} leaky pairs")
     return LeakageReport(threshold=float(threshold), num_pairs=len(leaky), num_samples=len(leak_ids),
                          samples_per_split=per_split, person_ids=[int(p) for p in person_ids if p is not None])

@@ -2,7 +2,7 @@
 
 Example::
 
-    from person_finder.core import index
+    from person_finder.core.search import index
     index.build_text_index(dataset, brain_key="crops_index",
                            matcher="google/siglip-base-patch16-224")
     view = dataset.sort_by_similarity("a man with a red backpack", k=10, brain_key="crops_index")
@@ -11,9 +11,9 @@ Example::
 from __future__ import annotations
 
 from . import backends
-from . import defaults
-from . import zoo
-from .progress import fiftyone_progress
+from .. import contract, defaults
+from ..models import zoo
+from ..progress import fiftyone_progress
 
 
 def matcher_model_kwargs(matcher):
@@ -38,7 +38,7 @@ def build_text_index(samples, brain_key, matcher=defaults.MATCHER_MODEL, patches
         dataset.delete_brain_run(brain_key)
     results = fob.compute_similarity(
         samples, patches_field=patches_field, embeddings=embeddings, brain_key=brain_key,
-        model=defaults.MATCHER_ZOO_MODEL, model_kwargs=matcher_model_kwargs(matcher),
+        model=contract.MATCHER_ZOO_MODEL, model_kwargs=matcher_model_kwargs(matcher),
         batch_size=batch_size, progress=fiftyone_progress(on_progress, "embedding"), **backend_kwargs,
     )
     return backends.finalize_index(results)

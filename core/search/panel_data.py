@@ -5,7 +5,7 @@ these functions; everything here works from plain Python too.
 
 Example::
 
-    from person_finder.core import panel_data
+    from person_finder.core.search import panel_data
     panel_data.text_indexes(dataset)                    # [{"key": "person_index", ...}]
     result = panel_data.run_query(dataset, "red top and blue trousers", "person_index", k=10, threshold=0.1)
     result["rows"][0]["crop"]                           # "data:image/jpeg;base64,..."
@@ -20,7 +20,7 @@ import io
 
 import numpy as np
 
-from . import defaults
+from .. import contract, defaults
 
 _RECENT_KEY = "recent_queries"
 
@@ -65,7 +65,7 @@ def run_query(samples, query, brain_key, k=defaults.TOP_K, threshold=defaults.MA
 
         result = run_query(dataset, "a man with a black backpack", "person_index", k=5, threshold=0.1)
     """
-    from .search import rank_persons
+    from .query import rank_persons
 
     if k is None or not 1 <= int(k) <= defaults.PANEL_MAX_K:
         raise ValueError(f"k must be an integer in [1, {defaults.PANEL_MAX_K}], got {k!r}")
@@ -121,12 +121,11 @@ def person_crops(rows, height=defaults.PANEL_CROP_HEIGHT, quality=defaults.PANEL
 
 def _read_frame(filepath, frame_number=None):
     """RGB array of an image, or of a video's (1-based) frame; None when it cannot be read."""
-    from PIL import Image
+    from ..models.images import read_rgb_array
 
     if frame_number is None:
         try:
-            with Image.open(filepath) as image:
-                return np.asarray(image.convert("RGB"))
+            return read_rgb_array(filepath)
         except OSError:
             return None
     import cv2
@@ -165,7 +164,7 @@ def _data_url(array, height, quality):
 def _store(samples):
     from fiftyone.operators.store import ExecutionStore
 
-    return ExecutionStore.create(defaults.PANEL_STORE, samples._root_dataset._doc.id)
+    return ExecutionStore.create(contract.PANEL_STORE, samples._root_dataset._doc.id)
 
 
 def recent_queries(samples):

@@ -5,7 +5,7 @@ colour (with their track id in videos), using FiftyOne's label drawing.
 
 Example::
 
-    from person_finder.core.export import export_results
+    from person_finder.core.search.export import export_results
     paths = export_results(dataset.match(F("person_similarity") > 0.2), "/tmp/shared")
 """
 
@@ -13,11 +13,11 @@ from __future__ import annotations
 
 import os
 
-from . import defaults
-from .progress import fiftyone_progress
+from .. import contract, defaults
+from ..progress import fiftyone_progress
 
 
-def export_results(samples, output_dir, persons_field=defaults.PERSONS_FIELD, match_color=defaults.EXPORT_MATCH_COLOR,
+def export_results(samples, output_dir, persons_field=contract.PERSONS_FIELD, match_color=defaults.EXPORT_MATCH_COLOR,
                    other_color=defaults.EXPORT_OTHER_COLOR, on_progress=None):
     """Render ``persons`` (after a search) onto copies of the media in ``output_dir``; returns the paths.
 
@@ -33,9 +33,9 @@ def export_results(samples, output_dir, persons_field=defaults.PERSONS_FIELD, ma
     if samples.get_field(path) is None:
         raise ValueError(f"{path!r} does not exist: run index_persons and search_persons before exporting")
     os.makedirs(output_dir, exist_ok=True)
-    view = samples.set_field(f"{path}.detections.confidence", F(defaults.SIMILARITY_ATTR))
+    view = samples.set_field(f"{path}.detections.confidence", F(contract.SIMILARITY_ATTR))
     colormap = {"type": f"{drawing.__name__}.MatchColormap",
-                "config": {"match_label": defaults.MATCH_LABEL, "match_color": match_color,
+                "config": {"match_label": contract.MATCH_LABEL, "match_color": match_color,
                            "other_color": other_color}}
     draw = foua.draw_labeled_videos if video else foua.draw_labeled_images
     return draw(view, output_dir, label_fields=[path], progress=fiftyone_progress(on_progress, "drawing"),

@@ -9,7 +9,7 @@ what a brain similarity index does to embed a text query.
 
 Example::
 
-    from person_finder.core import zoo
+    from person_finder.core.models import zoo
     zoo.register_model_source()
 """
 

@@ -5,7 +5,7 @@ Call :func:`start_private_mongod` *before* importing fiftyone: it points
 
 Example::
 
-    from core.kit.mongo import start_private_mongod
+    from testing.mongo import start_private_mongod
     start_private_mongod("/tmp/pf-db")
     import fiftyone as fo
 """

@@ -5,11 +5,11 @@ sequence, frame, box index). ``bounding_box_train/`` is the train split,
 ``query/`` the query split and ``bounding_box_test/`` the gallery; junk
 boxes (person id -1) are skipped and distractors (id 0) are kept and tagged.
 The optional ``market_attribute.mat`` (27 identity-level attributes) is read
-into :data:`defaults.MARKET_ATTRIBUTES_FIELD`.
+into :data:`contract.MARKET_ATTRIBUTES_FIELD`.
 
 Example::
 
-    from person_finder.core.market import import_market1501
+    from person_finder.core.curation.market import import_market1501
     dataset, report = import_market1501("/data/Market-1501-v15.09.15", "market1501",
                                         attributes_path="/data/market_attribute.mat",
                                         val_fraction=0.1)
@@ -25,8 +25,8 @@ import re
 import numpy as np
 from PIL import Image
 
-from . import defaults
-from .progress import notify
+from .. import contract, defaults
+from ..progress import notify
 
 #: Market-1501 sub-folder -> split tag. ``gt_bbox`` is only read when asked for.
 SPLIT_FOLDERS = {"bounding_box_train": "train", "query": "query", "bounding_box_test": "gallery"}
@@ -252,11 +252,11 @@ def import_market1501(root, name=None, dataset=None, attributes_path=None, inclu
         if metadata is None:
             report.corrupt.append(rel)
             continue
-        tags = [tag] + ([defaults.DISTRACTOR_TAG] if parsed.person_id == 0 else [])
-        fields = {defaults.PERSON_ID_FIELD: parsed.person_id, defaults.CAMERA_ID_FIELD: parsed.camera_id,
+        tags = [tag] + ([contract.DISTRACTOR_TAG] if parsed.person_id == 0 else [])
+        fields = {contract.PERSON_ID_FIELD: parsed.person_id, contract.CAMERA_ID_FIELD: parsed.camera_id,
                   "sequence": parsed.sequence, "frame": parsed.frame}
         if parsed.person_id in attributes:
-            fields[defaults.MARKET_ATTRIBUTES_FIELD] = dict(attributes[parsed.person_id])
+            fields[contract.MARKET_ATTRIBUTES_FIELD] = dict(attributes[parsed.person_id])
         batch.append(fo.Sample(filepath=path, tags=tags, metadata=metadata, **fields))
         if len(batch) >= defaults.MARKET_IMPORT_BATCH:
             dataset.add_samples(batch, progress=False)
@@ -270,7 +270,7 @@ def import_market1501(root, name=None, dataset=None, attributes_path=None, inclu
         report.val_identities = carve_validation_split(dataset, val_fraction, seed=seed)
     if attributes:
         report.identities_with_attributes = len(
-            set(dataset.exists(defaults.MARKET_ATTRIBUTES_FIELD).distinct(defaults.PERSON_ID_FIELD)))
+            set(dataset.exists(contract.MARKET_ATTRIBUTES_FIELD).distinct(contract.PERSON_ID_FIELD)))
     report.counts = dict(sorted(dataset.count_sample_tags().items()))
     notify(on_progress, 1.0, f"imported {report.added} crops into {dataset.name!r}")
     return dataset, report
@@ -293,22 +293,22 @@ def carve_validation_split(samples, fraction=0.1, seed=defaults.VAL_SPLIT_SEED):
     dataset = samples._root_dataset
     settings = {"fraction": float(fraction), "seed": int(seed)}
     done = dataset.info.get(_VAL_INFO_KEY)
-    existing = samples.match_tags(defaults.VAL_TAG)
+    existing = samples.match_tags(contract.VAL_TAG)
     if len(existing):
         if done != settings:
-            raise ValueError(f"a '{defaults.VAL_TAG}' split already exists (made with {done}); it differs from "
+            raise ValueError(f"a '{contract.VAL_TAG}' split already exists (made with {done}); it differs from "
                              f"{settings}. Move its samples back to 'train' first to carve a new one")
-        return len(existing.distinct(defaults.PERSON_ID_FIELD))
-    train = samples.match_tags("train").match_tags(defaults.DISTRACTOR_TAG, bool=False)
-    ids = sorted(train.distinct(defaults.PERSON_ID_FIELD))
+        return len(existing.distinct(contract.PERSON_ID_FIELD))
+    train = samples.match_tags("train").match_tags(contract.DISTRACTOR_TAG, bool=False)
+    ids = sorted(train.distinct(contract.PERSON_ID_FIELD))
     if len(ids) < 2:
         raise ValueError(f"need at least 2 train identities to carve a validation split, found {len(ids)}")
     count = min(max(1, int(round(fraction * len(ids)))), len(ids) - 1)
     chosen = sorted(np.random.default_rng(int(seed)).choice(ids, size=count, replace=False).tolist())
     from fiftyone import ViewField as F
 
-    view = train.match(F(defaults.PERSON_ID_FIELD).is_in(chosen))
-    view.tag_samples(defaults.VAL_TAG)
+    view = train.match(F(contract.PERSON_ID_FIELD).is_in(chosen))
+    view.tag_samples(contract.VAL_TAG)
     view.untag_samples("train")
     dataset.info[_VAL_INFO_KEY] = settings
     dataset.save()

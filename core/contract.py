@@ -1,0 +1,75 @@
+"""The data contract: names of the fields, tags, labels, views, run keys and secrets the plugin reads and writes.
+
+These are what a dataset holds after each stage, so other tools (and the
+next stage) can rely on them; tunables live in :mod:`core.defaults`.
+Every function that writes one takes it as a keyword argument defaulting
+to the name here.
+
+Example::
+
+    from person_finder.core import contract
+    dataset.match_tags(contract.VAL_TAG).distinct(contract.PERSON_ID_FIELD)
+"""
+
+# --- the plugin and its secrets -------------------------------------------------------------------
+PLUGIN_NAME = "@openset-reid/person-finder"
+GEMINI_SECRET = "GEMINI_API_KEY"
+#: Secret holding the Hugging Face token used to publish / load private datasets.
+HF_TOKEN_SECRET = "HF_TOKEN"
+#: Name of the zoo model (in this plugin's local model source) wrapping the matcher.
+MATCHER_ZOO_MODEL = "person-finder-matcher"
+#: Operator the panel offers when the dataset has no person index that answers text prompts.
+PANEL_INDEX_OPERATOR = "@openset-reid/person-finder/index_persons"
+#: Execution store (scoped to the dataset) holding the panel's recent queries; survives App restarts.
+PANEL_STORE = "person_finder_panel"
+
+# --- person-crop (ReID) datasets ------------------------------------------------------------------
+PERSON_ID_FIELD = "person_id"
+CAMERA_ID_FIELD = "camera_id"
+SPLIT_TAGS = ("train", "query", "gallery")
+VAL_TAG = "val"
+DISTRACTOR_TAG = "distractor"
+#: Dict field of Market-1501's 27 original attribute codes (1 = no, 2 = yes; age 1-4).
+MARKET_ATTRIBUTES_FIELD = "market_attributes"
+ATTRIBUTES_FIELD = "attributes"
+ATTRIBUTES_ERROR_FIELD = "attributes_error"
+MERGED_ATTRIBUTES_FIELD = "merged_attributes"
+AGREEMENT_FIELD = "attribute_agreement"
+#: Attribute of the merged document listing, per disagreeing field, which views said what.
+CONFLICTS_ATTR = "conflicts"
+DESCRIPTION_FIELD = "description"
+
+# --- curation: near-duplicates and leaks ----------------------------------------------------------
+#: Brain key of the DINOv2 similarity index behind near-duplicate and leakage search.
+DEDUPE_BRAIN_KEY = "dedupe_dinov2"
+DUPLICATE_TAG = "near_duplicate"
+REPRESENTATIVE_TAG = "duplicate_representative"
+#: Sample id of the representative of a sample's near-duplicate group (on both members and representative).
+DUPLICATE_GROUP_FIELD = "duplicate_group"
+DUPLICATES_VIEW = "near_duplicates"
+REPRESENTATIVES_VIEW = "duplicate_representatives"
+LEAK_TAG = "split_leak"
+LEAKS_VIEW = "split_leaks"
+
+# --- scene images and videos (search) -------------------------------------------------------------
+PERSONS_FIELD = "persons"
+PERSON_LABEL = "person"
+MATCH_LABEL = "match"
+SIMILARITY_ATTR = "similarity"
+PROBABILITY_ATTR = "probability"
+SAMPLE_SIMILARITY_FIELD = "person_similarity"
+VIDEO_MATCHES_FIELD = "person_matches"
+#: Sample field (videos): number of person tracks found; also marks a video as processed.
+PERSON_TRACKS_FIELD = "person_tracks"
+PERSON_ERROR_FIELD = "person_search_error"
+PERSON_INDEX_KEY = "person_index"
+
+# --- run records ----------------------------------------------------------------------------------
+#: Where the FiftyOne run record of a generation / merge is stored.
+ATTRIBUTES_RUN_KEY = "person_attributes"
+#: Version of the prompt and schema; recorded in every run so results can be traced.
+ATTRIBUTES_PROMPT_VERSION = "person-attributes-v1"
+MERGE_RUN_KEY = "person_attributes_merge"
+#: Run keys of fine-tuning and evaluation records on the dataset.
+TRAIN_RUN_KEY = "matcher_finetune"
+EVAL_RUN_KEY = "matcher_eval"

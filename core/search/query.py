@@ -1,0 +1,160 @@
+"""Text queries against the person index: rank people, or write the scores back to the dataset.
+
+:func:`search_persons` embeds only the text, scores every indexed person,
+writes ``similarity`` (and SigLIP ``probability``) on each person, marks
+matches with the label ``match``, writes ``person_similarity`` and, for
+videos, ``person_matches`` (one span per matching track), and returns the
+samples sorted by best match. :func:`rank_persons` returns the same ranking
+as JSON-able rows without writing anything.
+
+Example::
+
+    from person_finder.core.search import rank_persons, search_persons
+    view = search_persons(dataset, "a woman in a white t-shirt with a brown shoulder bag", threshold=0.5,
+                          threshold_type="probability")
+    rows = rank_persons(dataset, "red top and blue trousers", k=10)
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .. import contract, defaults
+from ..progress import notify
+from .gallery import load_gallery
+from .validation import check_query, check_threshold
+from .writes import write_sample_values
+
+
+def _prepare_query(samples, query, brain_key, k, threshold, threshold_type):
+    """Check a query's arguments (before anything is written); returns the index and the cosine cut."""
+    check_query(query)
+    check_threshold(threshold, threshold_type)
+    if k is not None and int(k) < 1:
+        raise ValueError(f"k must be >= 1 or None, got {k}")
+    gallery = load_gallery(samples, brain_key)
+    return gallery, _threshold_cosine(gallery, threshold, threshold_type)
+
+
+def _threshold_cosine(gallery, threshold, threshold_type):
+    """The threshold as a cosine (probabilities go through SigLIP's calibration)."""
+    if threshold is None or threshold_type == "cosine":
+        return threshold
+    return gallery.matcher.cosine_for_probability(threshold)
+
+
+def rank_persons(samples, query, brain_key=contract.PERSON_INDEX_KEY, k=defaults.TOP_K, threshold=None,
+                 threshold_type="cosine"):
+    """Rank the indexed people of ``samples`` against ``query``; embeds only the text, writes nothing.
+
+    Signature: ``rank_persons(samples, query, brain_key="person_index", k=25,
+    threshold=None, threshold_type="cosine") -> list[dict]``. Images give one
+    row per person, videos one row per track (its best-scoring frame).
+    Rows, best first, at most ``k`` (None = all), only those passing
+    ``threshold`` when one is given::
+
+        {"sample_id": str, "frame_number": int | None, "label_id": str, "track_id": int | None,
+         "similarity": float, "probability": float | None, "bounding_box": [x, y, w, h] (relative),
+         "filepath": str, "match": bool}
+
+    ``match`` says whether the row passes ``threshold`` (or the default
+    :data:`core.defaults.MATCH_THRESHOLD` cosine when none is given).
+
+    Example::
+
+        rows = rank_persons(dataset, "red top and blue trousers", k=5, threshold=0.6,
+                            threshold_type="probability")
+    """
+    gallery, cut = _prepare_query(samples, query, brain_key, k, threshold, threshold_type)
+    cosine, _ = gallery.score(query)
+    allowed = set(samples.values("id")) if samples is not samples._root_dataset else None
+    match_cut = cut if cut is not None else defaults.MATCH_THRESHOLD
+    rows = []
+    for person in sorted(gallery.people(cosine), key=lambda p: -p.score):
+        if allowed is not None and person.sample_id not in allowed:
+            continue
+        if cut is not None and person.score < cut:
+            break
+        j = person.best
+        probability = gallery.matcher.probability(person.score)
+        rows.append({
+            "sample_id": str(person.sample_id),
+            "frame_number": int(gallery.frames[j]) if gallery.video else None,
+            "label_id": str(gallery.label_ids[j]),
+            "track_id": person.track,
+            "similarity": person.score,
+            "probability": float(probability) if probability is not None else None,
+            "bounding_box": [float(v) for v in gallery.boxes[j]] if gallery.boxes[j] is not None else None,
+            "filepath": gallery.filepaths[j],
+            "match": bool(person.score >= match_cut),
+        })
+        if k is not None and len(rows) >= int(k):
+            break
+    return rows
+
+
+def search_persons(samples, query, brain_key=contract.PERSON_INDEX_KEY, threshold=defaults.MATCH_THRESHOLD,
+                   threshold_type="cosine", k=None, on_progress=None):
+    """Score every indexed person against ``query`` and write the results; returns a sorted view.
+
+    Writes ``similarity`` / ``probability`` on each person, the label
+    ``match`` on people passing ``threshold`` (cosine, or SigLIP probability
+    with ``threshold_type="probability"``) and ``person`` on the others,
+    ``person_similarity`` per sample (its best person) and, for videos,
+    ``person_matches``: one TemporalDetection per matching track (support =
+    first..last frame, confidence = the track's score). In videos a track's
+    score is the mean similarity over its frames, and a track is matched
+    (all its boxes labelled ``match``) or not as a whole. Re-running
+    overwrites these fields. Returns ``samples`` sorted by
+    ``person_similarity`` (best first), limited to ``k`` samples if given.
+
+    Example::
+
+        view = search_persons(dataset, "red top and blue trousers", threshold=0.2)
+        session.view = view
+    """
+    gallery, cut = _prepare_query(samples, query, brain_key, k, threshold, threshold_type)
+    notify(on_progress, 0.1, "embedding the query")
+    cosine, probability = gallery.score(query)
+    people = gallery.people(cosine)
+    dataset = samples._root_dataset
+    prefix = ("frames." if gallery.video else "") + gallery.patches_field + ".detections."
+    label_ids = [str(x) for x in gallery.label_ids]
+    is_match = np.zeros(len(label_ids), dtype=bool)
+    best = {}
+    for person in people:
+        is_match[person.members] = person.score >= cut
+        best[person.sample_id] = max(best.get(person.sample_id, -1.0), person.score)
+    notify(on_progress, 0.4, "writing scores")
+    owner = "frame_id" if gallery.video else "sample_id"
+
+    def by_label(values):  # set_label_values' fast form: each label with its sample / frame
+        return [{owner: o, "label_id": lid, "value": v} for o, lid, v in zip(gallery.owner_ids, label_ids, values)]
+
+    dataset.set_label_values(prefix + contract.SIMILARITY_ATTR, by_label(cosine.tolist()))
+    if probability is not None:
+        dataset.set_label_values(prefix + contract.PROBABILITY_ATTR, by_label(probability.tolist()))
+    dataset.set_label_values(prefix + "label", by_label(
+        [contract.MATCH_LABEL if m else contract.PERSON_LABEL for m in is_match]))
+    ids = samples.values("id")
+    write_sample_values(samples, {contract.SAMPLE_SIMILARITY_FIELD: {sid: best.get(sid) for sid in ids}})
+    if gallery.video:
+        write_sample_values(samples, {contract.VIDEO_MATCHES_FIELD: _track_spans(gallery, people, cut, ids)})
+    notify(on_progress, 1.0, "done")
+    view = samples.sort_by(contract.SAMPLE_SIMILARITY_FIELD, reverse=True)
+    return view.limit(int(k)) if k is not None else view
+
+
+def _track_spans(gallery, people, cut, ids):
+    """``{video id: TemporalDetections}``, one detection per track scoring at least ``cut``, best first."""
+    import fiftyone.core.labels as fol
+
+    out = {sid: [] for sid in ids}
+    for person in sorted(people, key=lambda p: -p.score):
+        if person.sample_id in out and person.score >= cut:
+            probability = gallery.matcher.probability(person.score)
+            out[person.sample_id].append(fol.TemporalDetection(
+                label=contract.MATCH_LABEL, support=[person.first, person.last], confidence=person.score,
+                index=person.track, **{contract.SIMILARITY_ATTR: person.score, contract.PROBABILITY_ATTR:
+                                       float(probability) if probability is not None else None}))
+    return {sid: fol.TemporalDetections(detections=dets) for sid, dets in out.items()}
