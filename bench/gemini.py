@@ -22,7 +22,6 @@ import tempfile
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, os.path.join(os.path.dirname(HERE), "tests"))
 sys.path.insert(0, HERE)
 
 from person_finder.testing.mongo import start_private_mongod  # noqa: E402
@@ -34,7 +33,7 @@ os.environ.setdefault("FIFTYONE_SHOW_PROGRESS_BARS", "false")
 
 import _report  # noqa: E402
 import fiftyone as fo  # noqa: E402
-from fake_gemini import FakeGemini, add_people  # noqa: E402
+from person_finder.testing.fake_gemini import FakeGemini, add_people  # noqa: E402
 from person_finder.core import defaults  # noqa: E402
 from person_finder.core.attributes.gemini import generate_attributes  # noqa: E402
 from person_finder.testing.synthetic import random_specs  # noqa: E402

@@ -118,8 +118,10 @@ TRAIN_WEIGHT_DECAY = 0.01
 TRAIN_WARMUP_FRACTION = 0.1
 #: "sigmoid" (SigLIP, identity-aware positives) or "infonce" (symmetric, as the prototype).
 TRAIN_LOSS = "sigmoid"
+TRAIN_LOSSES = ("sigmoid", "infonce")
 #: "full" fine-tuning or "lora" (peft adapters, merged into the saved model).
 TRAIN_MODE = "full"
+TRAIN_MODES = ("full", "lora")
 LORA_RANK = 16
 LORA_ALPHA = 32
 LORA_TARGET_MODULES = ("q_proj", "k_proj", "v_proj", "out_proj")

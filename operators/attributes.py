@@ -1,158 +1,114 @@
-"""Operators: generate person attributes, merge them per identity, audit them against Market-1501."""
+"""Operators over ``core.attributes``: generate person attributes, merge them per identity, audit them."""
 
 from __future__ import annotations
 
-import fiftyone.operators as foo
 import fiftyone.operators.types as types
 
 from ..core import contract, defaults
-from . import common
+from .base import Param, PersonFinderOperator, progress_reporter
 
 PROVIDERS = ("gemini", "zero-shot")
 
 
-class GeneratePersonAttributes(foo.Operator):
+def _gemini(ctx):
+    return ctx.params.get("provider", defaults.ATTRIBUTES_PROVIDER) == "gemini"
+
+
+def _zero_shot(ctx):
+    return not _gemini(ctx)
+
+
+def _rewriting(ctx):
+    return bool(ctx.params.get("rewrite"))
+
+
+def _sample_fields(ctx):
+    return sorted(ctx.dataset.get_field_schema()) if ctx.dataset else [contract.PERSON_ID_FIELD]
+
+
+class GeneratePersonAttributes(PersonFinderOperator):
     """Per-view attributes and a description, with Gemini or offline with the image-text matcher."""
 
-    @property
-    def config(self):
-        return common.long_running_config(
-            "generate_person_attributes", "generate attributes",
-            "Clothing, bags, accessories and a description per person crop (Gemini or zero-shot)",
-        )
+    name, label = "generate_person_attributes", "generate attributes"
+    description = "Clothing, bags, accessories and a description per person crop (Gemini or zero-shot)"
+    params = (
+        Param("provider", "enum", default=defaults.ATTRIBUTES_PROVIDER, choices=PROVIDERS, view="radio",
+              label="Provider",
+              description="gemini needs the GEMINI_API_KEY secret; zero-shot runs offline with the matcher"),
+        Param("model", default=defaults.GEMINI_MODEL, label="Gemini model", when=_gemini),
+        Param("views_per_call", "int", default=defaults.GEMINI_VIEWS_PER_CALL, min=1, label="Views per call",
+              description="1 = one call per view; N = up to N views of one person_id per call", when=_gemini),
+        Param("concurrency", "int", default=defaults.GEMINI_CONCURRENCY, min=1, label="Concurrent requests",
+              when=_gemini),
+        Param("requests_per_minute", "int", default=defaults.GEMINI_REQUESTS_PER_MINUTE, min=0,
+              label="Requests per minute (0 = no cap)", when=_gemini),
+        Param("matcher", default=defaults.MATCHER_MODEL, label="Matcher",
+              description="Hugging Face id or folder of a SigLIP / CLIP model", when=_zero_shot),
+        Param("min_confidence", "float", default=defaults.ZERO_SHOT_MIN_CONFIDENCE, min=0.0, max=1.0,
+              label="Minimum confidence (below: unknown)", when=_zero_shot),
+        Param("dry_run", "bool", default=False, label="Dry run",
+              description="Only count the samples (and, with Gemini, the calls and estimated tokens)"),
+        Param("include_sensitive", "bool", default=defaults.INCLUDE_SENSITIVE_ATTRIBUTES,
+              label="Include sensitive attributes (ethnicity)", description="Off by default; opt in knowingly"),
+        Param("overwrite", "bool", default=False, label="Overwrite",
+              description="Redo samples that already have attributes (otherwise only the missing ones)"),
+    )
 
-    def resolve_input(self, ctx):
-        inputs = types.Object()
-        inputs.view_target(ctx)
-        provider = ctx.params.get("provider", defaults.ATTRIBUTES_PROVIDER)
-        radio = types.RadioGroup()
-        for name in PROVIDERS:
-            radio.add_choice(name, label=name)
-        inputs.enum("provider", radio.values(), default=defaults.ATTRIBUTES_PROVIDER, view=radio, label="Provider",
-                    description="gemini needs the GEMINI_API_KEY secret; zero-shot runs offline with the matcher")
-        if provider == "gemini":
-            inputs.str("model", default=defaults.GEMINI_MODEL, label="Gemini model")
-            inputs.int("views_per_call", default=defaults.GEMINI_VIEWS_PER_CALL, min=1, label="Views per call",
-                       description="1 = one call per view; N = up to N views of one person_id per call")
-            inputs.int("concurrency", default=defaults.GEMINI_CONCURRENCY, min=1, label="Concurrent requests")
-            inputs.int("requests_per_minute", default=defaults.GEMINI_REQUESTS_PER_MINUTE, min=0,
-                       label="Requests per minute (0 = no cap)")
-            inputs.bool("dry_run", default=False, label="Dry run",
-                        description="Only count the calls and estimate the tokens")
-            if not ctx.params.get("dry_run") and not ctx.secrets.get(contract.GEMINI_SECRET):
-                inputs.view("no_key", types.Warning(
-                    label=f"The {contract.GEMINI_SECRET} secret is not set",
-                    description="Set it for this plugin (or the environment), choose zero-shot, or do a dry run"))
-        else:
-            inputs.str("matcher", default=defaults.MATCHER_MODEL, label="Matcher",
-                       description="Hugging Face id or folder of a SigLIP / CLIP model")
-            inputs.float("min_confidence", default=defaults.ZERO_SHOT_MIN_CONFIDENCE, min=0.0, max=1.0,
-                         label="Minimum confidence (below: unknown)")
-        inputs.bool("include_sensitive", default=defaults.INCLUDE_SENSITIVE_ATTRIBUTES,
-                    label="Include sensitive attributes (ethnicity)", description="Off by default; opt in knowingly")
-        inputs.bool("overwrite", default=False, label="Overwrite",
-                    description="Redo samples that already have attributes (otherwise only the missing ones)")
-        common.add_execution_mode(ctx, inputs)
-        return types.Property(inputs, view=types.View(label="Generate person attributes"))
+    def extend_form(self, ctx, inputs):
+        if _gemini(ctx) and not ctx.params.get("dry_run") and not ctx.secrets.get(contract.GEMINI_SECRET):
+            inputs.view("no_key", types.Warning(
+                label=f"The {contract.GEMINI_SECRET} secret is not set",
+                description="Set it for this plugin (or the environment), choose zero-shot, or do a dry run"))
 
-    def resolve_delegation(self, ctx):
-        return common.resolve_delegation(ctx)
-
-    def execute(self, ctx):
+    def run(self, ctx, **params):
         from ..core.attributes import generate_person_attributes
 
-        p = ctx.params
-        provider = p.get("provider", defaults.ATTRIBUTES_PROVIDER)
-        kwargs = dict(include_sensitive=bool(p.get("include_sensitive", defaults.INCLUDE_SENSITIVE_ATTRIBUTES)),
-                      overwrite=bool(p.get("overwrite", False)), dry_run=bool(p.get("dry_run", False)),
-                      on_progress=common.progress_reporter(ctx))
-        if provider == "gemini":
-            kwargs.update(api_key=ctx.secrets.get(contract.GEMINI_SECRET), model=p.get("model", defaults.GEMINI_MODEL),
-                          views_per_call=int(p.get("views_per_call", defaults.GEMINI_VIEWS_PER_CALL)),
-                          concurrency=int(p.get("concurrency", defaults.GEMINI_CONCURRENCY)),
-                          requests_per_minute=int(p.get("requests_per_minute", defaults.GEMINI_REQUESTS_PER_MINUTE)))
-        else:
-            kwargs.update(matcher=p.get("matcher", defaults.MATCHER_MODEL),
-                          min_confidence=float(p.get("min_confidence", defaults.ZERO_SHOT_MIN_CONFIDENCE)))
-        return generate_person_attributes(ctx.target_view(), provider=provider, **kwargs)
+        if params["provider"] == "gemini":
+            params["api_key"] = ctx.secrets.get(contract.GEMINI_SECRET)
+        return generate_person_attributes(ctx.target_view(), on_progress=progress_reporter(ctx), **params)
 
 
-class MergePersonAttributes(foo.Operator):
+class MergePersonAttributes(PersonFinderOperator):
     """Consensus attributes, agreement and a description per identity, written to every view."""
 
-    @property
-    def config(self):
-        return common.long_running_config(
-            "merge_person_attributes", "merge attributes per identity",
-            "Vote per attribute across the views of each person_id (or track id)",
-        )
+    name, label = "merge_person_attributes", "merge attributes per identity"
+    description = "Vote per attribute across the views of each person_id (or track id)"
+    execution = "choose"
+    params = (
+        Param("group_field", "enum", default=contract.PERSON_ID_FIELD, choices=_sample_fields, label="Identity field",
+              description="person_id, or the track id of crops cut from videos"),
+        Param("accessory_min_views", "int", default=defaults.ACCESSORY_MIN_VIEWS, min=1,
+              label="Views needed for an accessory",
+              description="A bag or hat counts when this many views see it (or all views, if fewer)"),
+        Param("rewrite", "bool", default=False, label="Rewrite descriptions with Gemini",
+              description="Otherwise a deterministic template of the merged attributes"),
+        Param("model", default=defaults.GEMINI_MODEL, label="Gemini model", when=_rewriting),
+    )
 
-    def resolve_input(self, ctx):
-        inputs = types.Object()
-        inputs.view_target(ctx)
-        fields = sorted(ctx.dataset.get_field_schema()) if ctx.dataset else [contract.PERSON_ID_FIELD]
-        choices = types.Dropdown()
-        for name in fields:
-            choices.add_choice(name, label=name)
-        default_group = contract.PERSON_ID_FIELD if contract.PERSON_ID_FIELD in fields else None
-        inputs.enum("group_field", choices.values(), default=default_group, view=choices,
-                    label="Identity field", description="person_id, or the track id of crops cut from videos")
-        inputs.int("accessory_min_views", default=defaults.ACCESSORY_MIN_VIEWS, min=1,
-                   label="Views needed for an accessory",
-                   description="A bag or hat counts when this many views see it (or all views, if fewer)")
-        inputs.bool("rewrite", default=False, label="Rewrite descriptions with Gemini",
-                    description="Otherwise a deterministic template of the merged attributes")
-        if ctx.params.get("rewrite"):
-            inputs.str("model", default=defaults.GEMINI_MODEL, label="Gemini model")
-        common.add_execution_mode(ctx, inputs, delegate_by_default=False)
-        return types.Property(inputs, view=types.View(label="Merge attributes per identity"))
-
-    def resolve_delegation(self, ctx):
-        return common.resolve_delegation(ctx, delegate_by_default=False)
-
-    def execute(self, ctx):
+    def run(self, ctx, **params):
         from ..core.attributes.merge import merge_attributes
 
-        p = ctx.params
-        extra = {}
-        if p.get("rewrite"):
-            extra = dict(api_key=ctx.secrets.get(contract.GEMINI_SECRET), model=p.get("model", defaults.GEMINI_MODEL))
-        return merge_attributes(ctx.target_view(), group_field=p.get("group_field") or contract.PERSON_ID_FIELD,
-                                accessory_min_views=int(p.get("accessory_min_views", defaults.ACCESSORY_MIN_VIEWS)),
-                                rewrite=bool(p.get("rewrite", False)), on_progress=common.progress_reporter(ctx),
-                                **extra)
+        if params["rewrite"]:
+            params["api_key"] = ctx.secrets.get(contract.GEMINI_SECRET)
+        return merge_attributes(ctx.target_view(), on_progress=progress_reporter(ctx), **params)
 
 
-class AuditPersonAttributes(foo.Operator):
+class AuditPersonAttributes(PersonFinderOperator):
     """Per-attribute agreement of generated attributes with Market-1501 ground truth."""
 
-    @property
-    def config(self):
-        return foo.OperatorConfig(
-            name="audit_person_attributes",
-            label="Person Finder: audit attributes against Market-1501",
-            dynamic=True,
-            allow_immediate_execution=True,
-            allow_delegated_execution=False,
-        )
+    name, label = "audit_person_attributes", "audit attributes against Market-1501"
+    description = "Accuracy of each generated attribute against Market-1501's identity attributes"
+    execution = "immediate"
+    params = (
+        Param("field", "enum", default=contract.ATTRIBUTES_FIELD, view="radio", label="Attributes to audit",
+              choices=(contract.ATTRIBUTES_FIELD, contract.MERGED_ATTRIBUTES_FIELD)),
+        Param("gt_field", default=contract.MARKET_ATTRIBUTES_FIELD, label="Ground-truth field"),
+    )
 
-    def resolve_input(self, ctx):
-        inputs = types.Object()
-        inputs.view_target(ctx)
-        choices = types.RadioGroup()
-        for name in (contract.ATTRIBUTES_FIELD, contract.MERGED_ATTRIBUTES_FIELD):
-            choices.add_choice(name, label=name)
-        inputs.enum("field", choices.values(), default=contract.ATTRIBUTES_FIELD, view=choices,
-                    label="Attributes to audit")
-        inputs.str("gt_field", default=contract.MARKET_ATTRIBUTES_FIELD, label="Ground-truth field")
-        return types.Property(inputs, view=types.View(label="Audit attributes"))
-
-    def execute(self, ctx):
+    def run(self, ctx, **params):
         from ..core.attributes.audit import audit_attributes
 
-        p = ctx.params
-        return audit_attributes(ctx.target_view(), field=p.get("field", contract.ATTRIBUTES_FIELD),
-                                gt_field=p.get("gt_field", contract.MARKET_ATTRIBUTES_FIELD))
+        return audit_attributes(ctx.target_view(), **params)
 
     def resolve_output(self, ctx):
         outputs = types.Object()

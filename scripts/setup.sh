@@ -32,6 +32,12 @@ if [ "$(cat $stamp 2>/dev/null)" != "$want" ]; then
   $VPY -m pip install -q --upgrade pip
   # torch + torchvision first, pinned to a pair that imports together (CPU or CUDA build both work).
   $VPY -m pip install -q "torch==2.14.1" "torchvision==0.29.1" || $VPY -m pip install -q "torch==2.9.1" "torchvision==0.24.1"
+  # One OpenCV: remove the plain ultralytics / opencv-python wheels an earlier install may have left, since
+  # they share the ultralytics/ and cv2/ folders with the headless builds requirements.txt asks for.
+  if $VPY -m pip show -q opencv-python >/dev/null 2>&1 || $VPY -m pip show -q ultralytics >/dev/null 2>&1; then
+    log "replacing ultralytics + opencv-python with their headless builds (one OpenCV in .venv)"
+    $VPY -m pip uninstall -q -y ultralytics opencv-python opencv-python-headless
+  fi
   $VPY -m pip install -q -r requirements-dev.txt
   $VPY -m pip install -q --no-deps --no-build-isolation -e . >/dev/null 2>&1 || $VPY -m pip install --no-deps --no-build-isolation -e .
   echo "$want" > $stamp

@@ -37,7 +37,8 @@ def find_mongod():
     )
 
 
-def _free_port():
+def free_port():
+    """A TCP port on 127.0.0.1 that nothing listens on now."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
@@ -46,7 +47,7 @@ def _free_port():
 def start_private_mongod(dbpath, port=None, timeout=60.0):
     """Start mongod on 127.0.0.1 with data in ``dbpath``; set FIFTYONE_DATABASE_URI; return the URI."""
     os.makedirs(dbpath, exist_ok=True)
-    port = port or _free_port()
+    port = port or free_port()
     log = open(os.path.join(dbpath, "mongod.log"), "ab")
     proc = subprocess.Popen(
         [find_mongod(), "--dbpath", dbpath, "--port", str(port), "--bind_ip", "127.0.0.1", "--nounixsocket"],
@@ -78,3 +79,26 @@ def start_private_mongod(dbpath, port=None, timeout=60.0):
     uri = f"mongodb://127.0.0.1:{port}/"
     os.environ["FIFTYONE_DATABASE_URI"] = uri
     return uri
+
+
+def start_reserved_mongod(dbpath):
+    """Start mongod (once per process) at the 127.0.0.1 port that ``FIFTYONE_DATABASE_URI`` already names.
+
+    The tests fix the address before anything imports fiftyone and start the
+    server only in the layers that need it (integration, App).
+
+    Example::
+
+        os.environ["FIFTYONE_DATABASE_URI"] = f"mongodb://127.0.0.1:{free_port()}/"
+        start_reserved_mongod("/tmp/pf-db")
+    """
+    from urllib.parse import urlsplit
+
+    global _RESERVED_URI
+    if _RESERVED_URI is None:
+        port = urlsplit(os.environ["FIFTYONE_DATABASE_URI"]).port
+        _RESERVED_URI = start_private_mongod(dbpath, port=port)
+    return _RESERVED_URI
+
+
+_RESERVED_URI = None

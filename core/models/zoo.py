@@ -17,7 +17,8 @@ from __future__ import annotations
 
 import os
 
-SOURCE_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "zoo")
+PLUGIN_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+SOURCE_DIR = os.path.join(PLUGIN_ROOT, "zoo")
 LINK_NAME = "person-finder"
 
 

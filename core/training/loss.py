@@ -14,8 +14,10 @@ Example::
 
 from __future__ import annotations
 
+from .. import defaults
+
 #: Loss names accepted by :func:`contrastive_loss`.
-LOSSES = ("sigmoid", "infonce")
+LOSSES = defaults.TRAIN_LOSSES
 
 
 def positive_mask(image_ids, text_ids):

@@ -31,7 +31,7 @@ from .data import Collator, PairDataset
 logger = logging.getLogger(__name__)
 
 #: Values of :attr:`TrainConfig.mode`.
-MODES = ("full", "lora")
+MODES = defaults.TRAIN_MODES
 MIXED_PRECISION = ("auto", "no", "fp16", "bf16")
 _STATE = "training_state.json"
 

@@ -5,7 +5,7 @@ import os
 import pytest
 
 import fiftyone.operators as foo
-from fake_gemini import FakeGemini, add_people, spec_answer
+from person_finder.testing.fake_gemini import FakeGemini, add_people, spec_answer
 from person_finder.core import contract, defaults
 from person_finder.testing import synthetic
 

@@ -1,16 +1,14 @@
-"""The ONNX Runtime path gives PyTorch's detections and embeddings within the stated tolerances."""
+"""ONNX Runtime towers and detector agree with PyTorch within the stated tolerances."""
 
 import os
 
 import numpy as np
 import pytest
-from PIL import Image
-
 from person_finder.core import defaults
-
 from person_finder.core.models import onnx
-from person_finder.testing import synthetic
 from person_finder.core.models.detector import load_detector
+from person_finder.testing import synthetic
+from PIL import Image
 
 
 @pytest.fixture(scope="module")
@@ -20,6 +18,38 @@ def onnx_folder(test_root):
 
 def _crops(n, seed=0):
     return [synthetic.render_crop(spec, seed=i) for i, spec in enumerate(synthetic.random_specs(n, seed=seed))]
+
+
+@pytest.fixture(scope="module")
+def lively_yolo(tiny_yolo, test_root):
+    """The tiny random YOLO made to "see": BatchNorm statistics set on noise, person logits spread around 0."""
+    import torch
+    from ultralytics import YOLO
+
+    torch.manual_seed(0)
+    yolo = YOLO(tiny_yolo)
+    model = yolo.model.float()
+    for module in model.modules():
+        if isinstance(module, torch.nn.BatchNorm2d):
+            module.momentum = 1.0
+    model.train()
+    with torch.no_grad():
+        model(torch.rand(4, 3, 320, 320))
+        for branch in model.model[-1].cv3:
+            branch[-1].bias[0] = 0.0
+            branch[-1].weight[0].normal_(0.0, 0.05)
+    model.eval()
+    path = os.path.join(test_root, "models", "lively-yolo.pt")
+    yolo.save(path)
+    return path
+
+
+def _matched_fraction(reference, candidate, floor):
+    """Fraction of the reference boxes scored above ``floor`` that have a twin in ``candidate`` within tolerance."""
+    above = reference[reference[:, 4] > floor]
+    hits = [((np.abs(candidate[:, :4] - box[:4]).max(axis=1) <= defaults.ONNX_BOX_TOLERANCE_PX)
+             & (np.abs(candidate[:, 4] - box[4]) <= defaults.ONNX_SCORE_TOLERANCE)).any() for box in above]
+    return float(np.mean(hits)) if hits else 1.0
 
 
 def test_image_tower_embeddings_match_pytorch(matcher, onnx_folder):
@@ -58,38 +88,6 @@ def test_query_runtime_default_is_read_at_each_call(matcher, monkeypatch):
     assert onnx.query_encoder(matcher) is matcher
 
 
-@pytest.fixture(scope="module")
-def lively_yolo(tiny_yolo, test_root):
-    """The tiny random YOLO made to "see": BatchNorm statistics set on noise, person logits spread around 0."""
-    import torch
-    from ultralytics import YOLO
-
-    torch.manual_seed(0)
-    yolo = YOLO(tiny_yolo)
-    model = yolo.model.float()
-    for module in model.modules():
-        if isinstance(module, torch.nn.BatchNorm2d):
-            module.momentum = 1.0
-    model.train()
-    with torch.no_grad():
-        model(torch.rand(4, 3, 320, 320))
-        for branch in model.model[-1].cv3:
-            branch[-1].bias[0] = 0.0
-            branch[-1].weight[0].normal_(0.0, 0.05)
-    model.eval()
-    path = os.path.join(test_root, "models", "lively-yolo.pt")
-    yolo.save(path)
-    return path
-
-
-def _matched_fraction(reference, candidate, floor):
-    """Fraction of the reference boxes scored above ``floor`` that have a twin in ``candidate`` within tolerance."""
-    above = reference[reference[:, 4] > floor]
-    hits = [((np.abs(candidate[:, :4] - box[:4]).max(axis=1) <= defaults.ONNX_BOX_TOLERANCE_PX)
-             & (np.abs(candidate[:, 4] - box[4]) <= defaults.ONNX_SCORE_TOLERANCE)).any() for box in above]
-    return float(np.mean(hits)) if hits else 1.0
-
-
 def test_detector_matches_pytorch(lively_yolo, onnx_folder, test_root):
     import onnxruntime as ort
     import torch
@@ -124,24 +122,3 @@ def test_runtime_option_is_validated(matcher):
         onnx.with_runtime(matcher, "tensorrt")
     with pytest.raises(TypeError, match="ImageTextMatcher or a PersonDetector"):
         onnx.with_runtime(object(), "onnx")
-
-
-
-def test_index_persons_on_onnx_runtime_scores_like_pytorch(dataset, tiny_siglip, test_root):
-    from person_finder.core.search import index_persons, rank_persons
-
-    specs = synthetic.random_specs(4, seed=21)
-    scenes = synthetic.write_scenes(os.path.join(test_root, "onnx-scenes"), [specs[:2], specs[2:]],
-                                    width=480, height=270)
-    dataset.add_samples([scene.to_sample() for scene in scenes])
-    query = synthetic.describe(specs[0])
-    scores = {}
-    for runtime in ("torch", "onnx"):
-        index_persons(dataset, matcher=tiny_siglip, detections_field="ground_truth", runtime=runtime, overwrite=True)
-        scores[runtime] = {r["label_id"]: r["similarity"] for r in rank_persons(dataset, query, k=None)}
-    assert len(scores["onnx"]) == 4
-    # label ids are rewritten by each overwrite; compare the sorted score lists
-    assert np.allclose(sorted(scores["onnx"].values()), sorted(scores["torch"].values()),
-                       atol=defaults.ONNX_EMBEDDING_TOLERANCE * 4)
-    with pytest.raises(ValueError, match="runtime 'tensorrt' is not supported"):
-        index_persons(dataset, matcher=tiny_siglip, detections_field="ground_truth", runtime="tensorrt")

@@ -6,12 +6,11 @@ import shutil
 
 import numpy as np
 import pytest
-from PIL import Image
-
-from person_finder.testing import synthetic
-from person_finder.core.models.loading import ModelLoadError
 from person_finder.core.models.images import to_rgb_array
+from person_finder.core.models.loading import ModelLoadError
 from person_finder.core.models.matcher import load_matcher
+from person_finder.testing import synthetic
+from PIL import Image
 
 
 def test_matcher_embeddings_are_unit_norm_and_batched(matcher):
@@ -122,7 +121,6 @@ def test_dinov2_embeds_whole_body_crops(tiny_dinov2):
 
 def test_detector_keeps_persons_only_and_restores_threads(tiny_yolo):
     import torch
-
     from person_finder.core.models.detector import load_detector
 
     threads = torch.get_num_threads()

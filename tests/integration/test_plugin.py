@@ -3,8 +3,6 @@
 import http.server
 import os
 import shutil
-import subprocess
-import sys
 import threading
 import zipfile
 
@@ -36,24 +34,6 @@ def test_registering_the_plugin_imports_no_heavy_library(run_python):
     assert added == [], f"registering the plugin imported {added}"
 
 
-def _cli(*args, env=None):
-    proc = subprocess.run([os.path.join(os.path.dirname(sys.executable), "fiftyone"), *args], capture_output=True, text=True,
-                          env={**os.environ, **(env or {})}, timeout=300)
-    assert proc.returncode == 0, proc.stderr
-    return proc.stdout
-
-
-def test_plugin_and_operators_are_listed():
-    assert "@openset-reid/person-finder" in _cli("plugins", "list")
-    assert "@openset-reid/person-finder/build_text_index" in _cli("operators", "list")
-
-
-def test_requirements_are_declared():
-    out = _cli("plugins", "requirements", "@openset-reid/person-finder", "--print")
-    for package in ("fiftyone", "torch", "transformers", "ultralytics", "google-genai"):
-        assert package in out
-
-
 @pytest.fixture()
 def served_zip(test_root):
     """The repository as a zip archive served on 127.0.0.1, like a GitHub release."""
@@ -71,12 +51,12 @@ def served_zip(test_root):
     server.shutdown()
 
 
-def test_download_from_zip_then_run_an_operator(served_zip, test_root, tiny_siglip, run_python):
+def test_download_from_zip_then_run_an_operator(served_zip, test_root, tiny_siglip, run_python, fiftyone_cli):
     plugins_dir = os.path.join(test_root, "downloaded-plugins")
     shutil.rmtree(plugins_dir, ignore_errors=True)
     env = {"FIFTYONE_PLUGINS_DIR": plugins_dir}
-    _cli("plugins", "download", served_zip, env=env)
-    assert "@openset-reid/person-finder" in _cli("plugins", "list", env=env)
+    fiftyone_cli("plugins", "download", served_zip, env=env)
+    assert "@openset-reid/person-finder" in fiftyone_cli("plugins", "list", env=env)
     installed = [root for root, _, files in os.walk(plugins_dir) if "fiftyone.yml" in files]
     assert len(installed) == 1 and os.path.isfile(os.path.join(installed[0], "core", "models", "matcher.py"))
     out = run_python(f"""

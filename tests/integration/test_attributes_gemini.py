@@ -12,7 +12,7 @@ import time
 import pytest
 
 import fiftyone as fo
-from fake_gemini import FakeGemini, add_people, spec_answer
+from person_finder.testing.fake_gemini import FakeGemini, add_people, spec_answer
 from person_finder.core import contract, defaults
 from person_finder.core.attributes.gemini import GeminiRequestRefused, generate_attributes
 from person_finder.testing import synthetic

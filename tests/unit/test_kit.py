@@ -6,9 +6,8 @@ import re
 import subprocess
 
 import numpy as np
-from PIL import Image
-
 from person_finder.testing import synthetic
+from PIL import Image
 
 MARKET_NAME = re.compile(r"^(-1|\d{4})_c(\d)s(\d)_(\d{6})_(\d{2})\.jpg$")
 

@@ -2,8 +2,11 @@
 
 import numpy as np
 import pytest
-
-from person_finder.core.training.evaluation import calibrate_threshold, precision_recall_at, retrieval_metrics
+from person_finder.core.training.evaluation import (
+    calibrate_threshold,
+    precision_recall_at,
+    retrieval_metrics,
+)
 
 GALLERY = [7, 3, 7]  # two images of person 7, one of person 3
 

@@ -28,7 +28,6 @@ class FakeHub:
     def __init__(self, root, monkeypatch):
         self.root = str(root)
         import huggingface_hub as h
-        import fiftyone.utils.huggingface as fouh
 
         # FiftyOne's lazy module copies huggingface_hub's attributes when first used: point it at the
         # real module so the patches below apply however early it was first used in this session.

@@ -64,14 +64,6 @@ def test_run_query_ranks_like_core_with_crops_and_histogram(image_dataset):
         panel_data.run_query(image_dataset, "  ", contract.PERSON_INDEX_KEY)
 
 
-def test_score_histogram_marks_threshold():
-    hist = panel_data.score_histogram([0.1, 0.2, 0.3, 0.4], threshold=0.25, bins=3)
-    assert hist["above"] == 2 and hist["total"] == 4 and sum(hist["counts"]) == 4
-    assert hist["edges"][0] <= 0.1 and hist["edges"][-1] >= 0.4
-    empty = panel_data.score_histogram([], threshold=0.1)
-    assert empty["above"] == 0 and empty["edges"][0] < 0.1 < empty["edges"][-1]
-
-
 def test_recent_queries_survive_a_new_process(dataset, run_python):
     dataset.persistent = True
     panel_data.remember_query(dataset, "first")

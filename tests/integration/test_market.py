@@ -9,36 +9,12 @@ from PIL import Image
 from person_finder.core import contract
 from person_finder.testing import synthetic
 from person_finder.core.curation.market import (
-    MarketFormatError, MarketName, carve_validation_split, import_market1501, parse_market_name, read_market_attributes,
-    scan_market_folder, write_market_attributes,
+    MarketFormatError, carve_validation_split, import_market1501, scan_market_folder,
 )
 
 
-def test_parse_market_name():
-    assert parse_market_name("0002_c1s1_000451_03.jpg") == MarketName(2, 1, 1, 451, 3)
-    assert parse_market_name("-1_c3s2_000100_01.jpg").person_id == -1
-    assert parse_market_name("0002_c1.jpg") is None
-    assert parse_market_name("2_1.jpg") is None
-
-
-def _attributes_file(folder, path):
-    train_ids = {pid for rel, info in folder.files.items() for pid in [info["person_id"]] if info["split"] == "train"}
-    parts = {"train": {}, "test": {}}
-    for pid, spec in folder.specs.items():
-        parts["train" if pid in train_ids else "test"][pid] = synthetic.market_attributes(spec)
-    return write_market_attributes(path, parts)
-
-
-def test_attribute_file_round_trip(market_folder, tmp_path):
-    path = _attributes_file(market_folder, tmp_path / "market_attribute.mat")
-    attrs = read_market_attributes(path)
-    assert set(attrs) == set(market_folder.specs)
-    for pid, spec in market_folder.specs.items():
-        assert attrs[pid] == synthetic.market_attributes(spec)
-
-
-def test_import_keeps_every_image_with_ids_and_splits(market_folder, dataset, tmp_path):
-    mat = _attributes_file(market_folder, tmp_path / "market_attribute.mat")
+def test_import_keeps_every_image_with_ids_and_splits(market_folder, market_attribute_file, dataset):
+    mat = market_attribute_file
     _, report = import_market1501(market_folder.root, dataset=dataset, attributes_path=mat)
 
     assert report.added == len(market_folder.files) == len(dataset)

@@ -1,0 +1,90 @@
+"""The built wheel, installed (not editable) in a fresh virtual environment, is the whole product.
+
+Every other test runs against the editable checkout, so a module, a zoo
+manifest or a plugin file missing from the wheel would go unnoticed. The
+fresh environment borrows the already installed dependencies (torch,
+FiftyOne ...) through a ``.pth`` path, but not the editable checkout.
+"""
+
+import json
+import os
+import subprocess
+import sys
+import sysconfig
+
+from conftest import REPO_ROOT
+
+IMPORT_EVERY_MODULE = """
+import importlib, json, os, pkgutil
+import person_finder
+root = os.path.dirname(person_finder.__file__)
+names = [m.name for m in pkgutil.walk_packages([root], "person_finder.")]
+for name in names:
+    importlib.import_module(name)
+from person_finder.core.models import zoo
+print(json.dumps({"root": root, "modules": names,
+                  "manifest": os.path.isfile(os.path.join(zoo.SOURCE_DIR, "manifest.json")),
+                  "plugin_files": sorted(f for f in os.listdir(root) if f.endswith((".yml", ".md", ".txt")))}))
+"""
+
+RUN_AN_OPERATOR = """
+import json, sys
+import fiftyone as fo
+import fiftyone.operators as foo
+result = foo.execute_operator("@openset-reid/person-finder/import_market1501",
+                              params=dict(market_dir=sys.argv[1], dataset_name=sys.argv[2], delegate=False))
+dataset = fo.load_dataset(sys.argv[2])
+print(json.dumps({"added": result.result["added"], "samples": len(dataset),
+                  "tags": dataset.count_sample_tags(), "module": foo.get_operator(
+                      "@openset-reid/person-finder/import_market1501").__class__.__module__}))
+"""
+
+
+def _fresh_environment(root):
+    """A venv with the wheel installed and the current environment's dependencies on its path."""
+    wheels = os.path.join(root, "wheels")
+    subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", wheels,
+                    REPO_ROOT], check=True, capture_output=True, timeout=300)
+    venv = os.path.join(root, "venv")
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", venv], check=True, timeout=120)
+    python = os.path.join(venv, "bin", "python")
+    site = subprocess.run([python, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+                          check=True, capture_output=True, text=True).stdout.strip()
+    with open(os.path.join(site, "borrowed-dependencies.pth"), "w") as f:
+        f.write(sysconfig.get_paths()["purelib"] + "\n")  # a plain path: its editable-install hooks do not run
+    wheel = os.path.join(wheels, next(w for w in os.listdir(wheels) if w.endswith(".whl")))
+    subprocess.run([sys.executable, "-m", "pip", "--python", python, "install", "--no-deps", "-q", wheel],
+                   check=True, capture_output=True, timeout=300)
+    return python, site
+
+
+def test_wheel_installs_imports_everything_and_runs_an_operator(tmp_path, market_folder, test_root):
+    python, site = _fresh_environment(str(tmp_path))
+    env = {**os.environ, "PYTHONPATH": ""}
+
+    out = subprocess.run([python, "-c", IMPORT_EVERY_MODULE], capture_output=True, text=True, env=env,
+                         cwd=str(tmp_path), timeout=300)
+    assert out.returncode == 0, out.stderr
+    report = json.loads(out.stdout.strip().splitlines()[-1])
+    assert report["root"] == os.path.join(site, "person_finder"), "imported the checkout, not the wheel"
+    expected = {"person_finder.core.attributes.gemini", "person_finder.core.training.train",
+                "person_finder.core.curation.market", "person_finder.core.search.indexing",
+                "person_finder.core.models.zoo", "person_finder.operators.search", "person_finder.panels.person_search"}
+    assert expected <= set(report["modules"]), expected - set(report["modules"])
+    assert not any(m.startswith("person_finder.testing") for m in report["modules"]), "the test kit ships"
+    assert report["manifest"], "zoo/manifest.json is missing from the wheel"
+    assert report["plugin_files"] == ["README.md", "fiftyone.yml", "requirements.txt"]
+
+    plugins = tmp_path / "plugins" / "@openset-reid"
+    plugins.mkdir(parents=True)
+    os.symlink(report["root"], plugins / "person-finder")
+    out = subprocess.run([python, "-c", RUN_AN_OPERATOR, market_folder.root, "packaged-market"], capture_output=True,
+                         text=True, env={**env, "FIFTYONE_PLUGINS_DIR": str(tmp_path / "plugins")},
+                         cwd=str(tmp_path), timeout=300)
+    assert out.returncode == 0, out.stderr
+    result = json.loads(out.stdout.strip().splitlines()[-1])
+    assert result["added"] == result["samples"] == len(market_folder.files)
+    assert {"train", "query", "gallery"} <= set(result["tags"])
+    import fiftyone as fo
+
+    fo.delete_dataset("packaged-market")
