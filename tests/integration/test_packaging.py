@@ -8,6 +8,7 @@ FiftyOne ...) through a ``.pth`` path, but not the editable checkout.
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import sysconfig
@@ -42,9 +43,12 @@ print(json.dumps({"added": result.result["added"], "samples": len(dataset),
 
 def _fresh_environment(root):
     """A venv with the wheel installed and the current environment's dependencies on its path."""
-    wheels = os.path.join(root, "wheels")
+    source, wheels = os.path.join(root, "source"), os.path.join(root, "wheels")
+    # built from a copy: setuptools leaves build/ behind, which must not land in the checkout
+    shutil.copytree(REPO_ROOT, source, ignore=shutil.ignore_patterns(
+        ".git", ".venv", "build", "*.egg-info", "__pycache__", "test-artifacts", "demo_output"))
     subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", wheels,
-                    REPO_ROOT], check=True, capture_output=True, timeout=300)
+                    source], check=True, capture_output=True, timeout=300)
     venv = os.path.join(root, "venv")
     subprocess.run([sys.executable, "-m", "venv", "--without-pip", venv], check=True, timeout=120)
     python = os.path.join(venv, "bin", "python")
