@@ -12,10 +12,10 @@ Example::
 
 from __future__ import annotations
 
-import numpy as np
 
 from .. import defaults
 from .loading import load_pretrained, resolve_device
+from .embedding import in_batches, unit_vectors
 from .images import to_rgb_array
 
 
@@ -38,17 +38,13 @@ class DinoV2Embedder:
         """Embed RGB images (PIL or numpy) into unit vectors, ``batch_size`` at a time."""
         import torch
 
-        batch_size = batch_size or self.batch_size
-        out = []
+        def forward(batch):
+            arrays = [to_rgb_array(im) for im in batch]
+            inputs = self.processor(images=arrays, return_tensors="pt", do_center_crop=False, size=self.size)
+            return unit_vectors(self.model(pixel_values=inputs["pixel_values"].to(self.device)))
+
         with torch.inference_mode():
-            for start in range(0, len(images), batch_size):
-                arrays = [to_rgb_array(im) for im in images[start:start + batch_size]]
-                inputs = self.processor(images=arrays, return_tensors="pt", do_center_crop=False, size=self.size)
-                hidden = self.model(pixel_values=inputs["pixel_values"].to(self.device)).pooler_output
-                out.append(torch.nn.functional.normalize(hidden.float(), dim=-1).cpu().numpy())
-        if not out:
-            return np.zeros((0, self.embedding_dim), dtype=np.float32)
-        return np.concatenate(out).astype(np.float32)
+            return in_batches(images, batch_size or self.batch_size, forward, self.embedding_dim)
 
 
 def load_dinov2(name_or_path=defaults.DEDUPE_MODEL, device=None, batch_size=defaults.DEDUPE_BATCH_SIZE):

@@ -18,6 +18,7 @@ import os
 import numpy as np
 
 from .. import defaults
+from .embedding import in_batches, unit_vectors
 from .images import to_rgb_array
 from .loading import ModelLoadError, load_pretrained, resolve_device
 
@@ -25,13 +26,6 @@ logger = logging.getLogger(__name__)
 
 #: Hugging Face ``model_type`` values this matcher understands.
 SUPPORTED_MODEL_TYPES = ("siglip", "siglip2", "clip")
-
-
-def _features(output):
-    """transformers 5 returns an output object whose ``pooler_output`` is the embedding."""
-    if hasattr(output, "pooler_output"):
-        return output.pooler_output
-    return output
 
 
 class ImageTextMatcher:
@@ -95,17 +89,12 @@ class ImageTextMatcher:
         """Embed RGB images (PIL or numpy, any size) into unit vectors, ``batch_size`` at a time."""
         import torch
 
-        batch_size = batch_size or self.batch_size
-        out = []
+        def forward(batch):
+            pixels = self.image_inputs(batch)["pixel_values"].to(self.device, dtype=self.model.dtype)
+            return unit_vectors(self.model.get_image_features(pixel_values=pixels))
+
         with torch.inference_mode():
-            for start in range(0, len(images), batch_size):
-                inputs = self.image_inputs(images[start:start + batch_size])
-                pixels = inputs["pixel_values"].to(self.device, dtype=self.model.dtype)
-                feats = _features(self.model.get_image_features(pixel_values=pixels))
-                out.append(torch.nn.functional.normalize(feats.float(), dim=-1).cpu().numpy())
-        if not out:
-            return np.zeros((0, self.embedding_dim), dtype=np.float32)
-        return np.concatenate(out).astype(np.float32)
+            return in_batches(images, batch_size or self.batch_size, forward, self.embedding_dim)
 
     @staticmethod
     def check_texts(texts):
@@ -124,14 +113,13 @@ class ImageTextMatcher:
         if isinstance(texts, str):
             texts = [texts]
         self.check_texts(texts)
-        batch_size = batch_size or self.batch_size
-        out = []
+
+        def forward(batch):
+            inputs = {k: v.to(self.device) for k, v in self.text_inputs(batch).items()}
+            return unit_vectors(self.model.get_text_features(**inputs))
+
         with torch.inference_mode():
-            for start in range(0, len(texts), batch_size):
-                inputs = {k: v.to(self.device) for k, v in self.text_inputs(texts[start:start + batch_size]).items()}
-                feats = _features(self.model.get_text_features(**inputs))
-                out.append(torch.nn.functional.normalize(feats.float(), dim=-1).cpu().numpy())
-        return np.concatenate(out).astype(np.float32)
+            return in_batches(texts, batch_size or self.batch_size, forward, self.embedding_dim)
 
     def logit_scale_and_bias(self):
         """The model's learned (scale, bias); bias is None for CLIP."""

@@ -37,6 +37,7 @@ import numpy as np
 
 from .. import defaults
 from .detector import PersonDetector, load_detector, preserve_torch_threads
+from .embedding import in_batches
 from .matcher import ImageTextMatcher
 
 logger = logging.getLogger(__name__)
@@ -128,7 +129,7 @@ def _image_tower(model):
     """The exported graph: pixels -> unit image embeddings (torch is imported lazily, hence the local class)."""
     import torch
 
-    from .matcher import _features
+    from .embedding import unit_tensor
 
     class ImageTower(torch.nn.Module):
         def __init__(self):
@@ -136,8 +137,7 @@ def _image_tower(model):
             self.model = model
 
         def forward(self, pixel_values):
-            features = _features(self.model.get_image_features(pixel_values=pixel_values))
-            return torch.nn.functional.normalize(features.float(), dim=-1)
+            return unit_tensor(self.model.get_image_features(pixel_values=pixel_values))
 
     return ImageTower().eval()
 
@@ -194,7 +194,7 @@ def _text_tower(model, names):
     """The exported graph: token ids (and, for CLIP, the attention mask) -> unit text embeddings."""
     import torch
 
-    from .matcher import _features
+    from .embedding import unit_tensor
 
     class TextTower(torch.nn.Module):
         def __init__(self):
@@ -202,8 +202,7 @@ def _text_tower(model, names):
             self.model = model
 
         def forward(self, *inputs):
-            features = _features(self.model.get_text_features(**dict(zip(names, inputs))))
-            return torch.nn.functional.normalize(features.float(), dim=-1)
+            return unit_tensor(self.model.get_text_features(**dict(zip(names, inputs))))
 
     return TextTower().eval()
 
@@ -246,13 +245,10 @@ class OnnxTextEncoder:
         if isinstance(texts, str):
             texts = [texts]
         self.matcher.check_texts(texts)
-        batch_size = batch_size or self.matcher.batch_size
-        out = [
-            self.session.run(None, {name: value.numpy() for name, value in
-                                    self.matcher.text_inputs(texts[start:start + batch_size]).items()})[0]
-            for start in range(0, len(texts), batch_size)
-        ]
-        return np.concatenate(out).astype(np.float32)
+        def forward(batch):
+            return self.session.run(None, {name: value.numpy() for name, value in self.matcher.text_inputs(batch).items()})[0]
+
+        return in_batches(texts, batch_size or self.matcher.batch_size, forward, self.matcher.embedding_dim)
 
 
 def query_encoder(matcher, runtime=None, folder=None):
@@ -293,12 +289,8 @@ class OnnxImageTextMatcher(ImageTextMatcher):
 
     def embed_images(self, images, batch_size=None):
         """Embed RGB images into unit vectors with ONNX Runtime, ``batch_size`` at a time."""
-        batch_size = batch_size or self.batch_size
-        out = [
-            self.session.run(None, {"pixel_values": self.image_inputs(images[start:start + batch_size])
-                                    ["pixel_values"].numpy().astype(np.float32)})[0]
-            for start in range(0, len(images), batch_size)
-        ]
-        if not out:
-            return np.zeros((0, self.embedding_dim), dtype=np.float32)
-        return np.concatenate(out).astype(np.float32)
+        def forward(batch):
+            return self.session.run(None, {"pixel_values": self.image_inputs(batch)["pixel_values"].numpy()
+                                           .astype(np.float32)})[0]
+
+        return in_batches(images, batch_size or self.batch_size, forward, self.embedding_dim)
