@@ -29,10 +29,6 @@ DEDUPE_BATCH_SIZE = 32
 #: Gemini model used for attributes and descriptions.
 GEMINI_MODEL = "gemini-2.5-flash"
 
-# --- fields of person-crop (ReID) datasets ----------------------------------
-
-# --- fields of scene images and videos -----------------------------------
-
 # --- search ----------------------------------------------------------------
 #: Cosine similarity above which a person counts as a match (see README).
 MATCH_THRESHOLD = 0.1
@@ -59,7 +55,7 @@ MATCH_PROBABILITY = 0.1
 EXPORT_MATCH_COLOR = "#ff0000"
 EXPORT_OTHER_COLOR = "#b0b0b0"
 
-# --- curation: Market-1501, hub, near-duplicates (issue 4) -------------------
+# --- curation: Market-1501, hub, near-duplicates -------------------
 #: Seed of the validation split carved out of train by identity.
 VAL_SPLIT_SEED = 0
 #: Samples added to the database per batch during a Market-1501 import.
@@ -78,7 +74,7 @@ DISTANCE_HISTOGRAM_BINS = 25
 #: Memory (MB) for one block of the chunked distance computation; bounds peak memory of the search.
 DEDUPE_WORKING_MEMORY_MB = 64
 
-# --- attributes and descriptions with Gemini, multi-view merge (issue 5) -----
+# --- attributes and descriptions with Gemini, multi-view merge -----
 #: "gemini" (needs GEMINI_API_KEY) or "zero-shot" (the image-text matcher, offline).
 ATTRIBUTES_PROVIDER = "gemini"
 #: Views per Gemini call: 1 = per view; N > 1 = up to N views of one identity in one call.
@@ -107,7 +103,7 @@ ACCESSORY_MIN_VIEWS = 2
 #: Zero-shot provider: a value whose probability is below this becomes "unknown".
 ZERO_SHOT_MIN_CONFIDENCE = 0.3
 
-# --- fine-tuning and evaluation (issue 6) ------------------------------------
+# --- fine-tuning and evaluation ------------------------------------
 #: Matcher fine-tuning (``core.training``): epochs, batch, optimiser, schedule.
 TRAIN_EPOCHS = 10
 TRAIN_BATCH_SIZE = 32
@@ -140,7 +136,7 @@ EVAL_RANKS = (1, 5, 10)
 #: Calibration picks the lowest score whose precision on held-out data reaches this.
 CALIBRATION_TARGET_PRECISION = 0.9
 
-# --- scale: vector backends, workers, ONNX Runtime (issue 8) -----------------
+# --- scale: vector backends, ONNX exports --------------------------------------
 #: Vector backend of person indexes (FiftyOne brain similarity backends).
 INDEX_BACKEND = "sklearn"
 INDEX_BACKENDS = ("sklearn", "lancedb", "qdrant", "milvus", "pgvector")
@@ -156,6 +152,27 @@ INDEX_BACKEND_PACKAGES = {"lancedb": "lancedb", "qdrant": "qdrant-client", "milv
 LANCEDB_ANN_MIN_ROWS = 50_000
 #: Vectors per IVF partition of that index (LanceDB probes 20 partitions per query by default).
 LANCEDB_ROWS_PER_PARTITION = 4096
+#: ONNX exports are cached here (None: "<fiftyone model zoo dir>/person-finder-onnx").
+ONNX_CACHE_DIR = None
+ONNX_OPSET = 17
+#: Stated agreement of the ONNX path with PyTorch: max |difference| of unit embedding components,
+#: of box corners (pixels) and of detection confidences. Checked by tests/test_scale_onnx.py.
+ONNX_EMBEDDING_TOLERANCE = 1e-4
+ONNX_BOX_TOLERANCE_PX = 0.5
+ONNX_SCORE_TOLERANCE = 1e-3
+
+# --- ranked-results panel ------------------------------------------
+#: Recent queries kept per dataset (newest first, duplicates moved to the front).
+PANEL_RECENT_QUERIES = 10
+#: Largest k the panel offers (each result carries a crop thumbnail).
+PANEL_MAX_K = 100
+#: Height in pixels of the crop thumbnails (JPEG data URLs sent as panel data, not state).
+PANEL_CROP_HEIGHT = 128
+PANEL_CROP_QUALITY = 85
+#: Bins of the score histogram.
+PANEL_HISTOGRAM_BINS = 30
+
+# --- runtime switches: which engine runs the models ------------------------------
 #: Inference runtime of the detector and the matcher's image tower: "torch" or "onnx" (ONNX Runtime).
 INFERENCE_RUNTIME = "torch"
 INFERENCE_RUNTIMES = ("torch", "onnx")
@@ -166,22 +183,3 @@ QUERY_RUNTIME = "onnx"
 ONNX_TEXT_INT8 = True
 #: Stated agreement of the int8 text tower with PyTorch: cosine of the two embeddings of a query.
 ONNX_TEXT_MIN_COSINE = 0.99
-#: ONNX exports are cached here (None: "<fiftyone model zoo dir>/person-finder-onnx").
-ONNX_CACHE_DIR = None
-ONNX_OPSET = 17
-#: Stated agreement of the ONNX path with PyTorch: max |difference| of unit embedding components,
-#: of box corners (pixels) and of detection confidences. Checked by tests/test_scale_onnx.py.
-ONNX_EMBEDDING_TOLERANCE = 1e-4
-ONNX_BOX_TOLERANCE_PX = 0.5
-ONNX_SCORE_TOLERANCE = 1e-3
-
-# --- ranked-results panel (issue 7) ------------------------------------------
-#: Recent queries kept per dataset (newest first, duplicates moved to the front).
-PANEL_RECENT_QUERIES = 10
-#: Largest k the panel offers (each result carries a crop thumbnail).
-PANEL_MAX_K = 100
-#: Height in pixels of the crop thumbnails (JPEG data URLs sent as panel data, not state).
-PANEL_CROP_HEIGHT = 128
-PANEL_CROP_QUALITY = 85
-#: Bins of the score histogram.
-PANEL_HISTOGRAM_BINS = 30
