@@ -16,6 +16,10 @@ MATCHER_BATCH_SIZE = 32
 
 #: Person detector: an Ultralytics weights name or a .pt / .onnx / .yaml path.
 DETECTOR_MODEL = "yolo26n.pt"
+#: Detector files accepted (from forms and the SDK alike). ``.pt`` checkpoints and ``.yaml`` configs go through
+#: Ultralytics' restricted loader (``torch.load(weights_only=True)`` against its allow-list of model classes, no
+#: ``eval`` of config strings), so a crafted file cannot run code; ``.onnx`` graphs hold no code.
+DETECTOR_FILE_TYPES = (".pt", ".onnx", ".yaml", ".yml")
 DETECTOR_CONFIDENCE = 0.25
 DETECTOR_IMAGE_SIZE = 640
 DETECTOR_BATCH_SIZE = 8
