@@ -83,3 +83,18 @@ def test_real_detector_files_still_load_and_other_types_are_refused(tiny_yolo, t
     script.write_bytes(b"not allowed")
     with pytest.raises(ModelLoadError, match=r"not an accepted detector file; pass a \.pt checkpoint"):
         load_detector(str(script), device="cpu")
+
+
+def test_model_and_market_path_errors_name_what_was_expected_not_what_the_folder_holds(tmp_path):
+    from person_finder.core.curation.market import MarketFormatError, scan_market_folder
+    from person_finder.core.models.matcher import load_matcher
+
+    (tmp_path / "id_rsa").write_text("secret")
+    (tmp_path / "private-notes").mkdir()
+    with pytest.raises(ModelLoadError) as info:
+        load_matcher(str(tmp_path), device="cpu")
+    assert "config.json" in str(info.value) and "save_pretrained" in str(info.value)
+    assert "id_rsa" not in str(info.value) and "private-notes" not in str(info.value)
+    with pytest.raises(MarketFormatError) as info:
+        scan_market_folder(str(tmp_path))
+    assert "bounding_box_train" in str(info.value) and "private-notes" not in str(info.value)

@@ -113,10 +113,9 @@ def scan_market_folder(root, include_gt_bbox=False):
         raise MarketFormatError(f"Market-1501 folder {root!r} does not exist")
     missing = [sub for sub in expected if not os.path.isdir(os.path.join(root, sub))]
     if missing:
-        found = sorted(e for e in os.listdir(root) if os.path.isdir(os.path.join(root, e)))
         raise MarketFormatError(
             f"{root!r} is not a Market-1501 folder: missing sub-folder(s) {missing}. Expected {expected} "
-            f"(optional {GT_BBOX_FOLDER!r}); found {found or 'no sub-folders'}"
+            f"(optional {GT_BBOX_FOLDER!r})"
         )
     entries, bad = [], []
     for sub in expected:
