@@ -98,3 +98,93 @@ def test_model_and_market_path_errors_name_what_was_expected_not_what_the_folder
     with pytest.raises(MarketFormatError) as info:
         scan_market_folder(str(tmp_path))
     assert "bounding_box_train" in str(info.value) and "private-notes" not in str(info.value)
+
+
+# --- fine-tuning resume from any kill point (item 4) ---------------------------------------------
+
+_TRAIN_SCRIPT = """
+import os, signal, sys, threading, time
+from person_finder.testing import synthetic
+from person_finder.testing.people_training import person_items
+from person_finder.core.training import TrainConfig, train_matcher
+
+tiny, out, kill = sys.argv[1], sys.argv[2], sys.argv[3]
+specs = synthetic.random_specs(8, seed=3)
+train, val = person_items(specs[:6], 0, 4), person_items(specs[6:], 100, 2, seed=1)
+config = TrainConfig(base_model=tiny, epochs=3, batch_size=8, learning_rate=1e-3, patience=5, device="cpu")
+on_progress = None
+if kill == "after-epoch-1":   # epoch 1 is checkpointed; killed as epoch 2 starts
+    def on_progress(fraction, label):
+        if label.startswith("epoch 2/"):
+            os.kill(os.getpid(), signal.SIGKILL)
+else:                          # "writing-epoch-N": killed while epoch N's checkpoint is being written
+    epoch = "epoch-" + kill.rsplit("-", 1)[1]
+
+    def watch():
+        folder = os.path.join(out, "checkpoints")
+        while True:
+            names = os.listdir(folder) if os.path.isdir(folder) else []
+            if any(n.startswith(epoch) and os.listdir(os.path.join(folder, n)) for n in names):
+                os.kill(os.getpid(), signal.SIGKILL)
+            time.sleep(0.0005)
+    threading.Thread(target=watch, daemon=True).start()
+train_matcher(train, val, out, config, on_progress=on_progress)
+print("finished without being killed")
+"""
+
+
+@pytest.fixture(scope="module")
+def straight_run(tiny_siglip, tmp_path_factory):
+    from person_finder.core.training import TrainConfig, train_matcher
+    from person_finder.testing import synthetic
+    from person_finder.testing.people_training import person_items
+
+    specs = synthetic.random_specs(8, seed=3)
+    train, val = person_items(specs[:6], 0, 4), person_items(specs[6:], 100, 2, seed=1)
+    config = TrainConfig(base_model=tiny_siglip, epochs=3, batch_size=8, learning_rate=1e-3, patience=5, device="cpu")
+    out = str(tmp_path_factory.mktemp("straight"))
+    return train, val, config, train_matcher(train, val, out, config)
+
+
+def _killed_run(tiny_siglip, out, kill):
+    import subprocess
+    import sys
+
+    proc = subprocess.run([sys.executable, "-c", _TRAIN_SCRIPT, tiny_siglip, out, kill], capture_output=True,
+                          text=True, timeout=600, env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)})
+    assert proc.returncode == -9, f"the run was not killed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr[-3000:]}"
+
+
+def _assert_same_as_straight(straight, resumed):
+    import torch
+
+    from person_finder.core.models.matcher import load_matcher
+
+    assert [r["epoch"] for r in resumed.history] == [1, 2, 3]
+    for a, b in zip(straight.history, resumed.history):
+        assert a == pytest.approx(b, rel=1e-5)
+    w1 = load_matcher(straight.model_dir, device="cpu").model.state_dict()
+    w2 = load_matcher(resumed.model_dir, device="cpu").model.state_dict()
+    assert all(torch.allclose(w1[k], w2[k], atol=1e-6) for k in w1)
+
+
+@pytest.mark.parametrize("kill", ["after-epoch-1", "writing-epoch-1", "writing-epoch-2"])
+def test_finetune_killed_resumes_to_the_uninterrupted_weights(straight_run, tiny_siglip, tmp_path, kill):
+    from person_finder.core.training import train_matcher
+
+    train, val, config, straight = straight_run
+    out = str(tmp_path / "killed")
+    _killed_run(tiny_siglip, out, kill)
+    if kill == "after-epoch-1":
+        # what a kill inside epoch 2's checkpoint write leaves, whichever file it stopped at:
+        # a staged folder without the loop state, and (as older versions wrote in place) an incomplete epoch-2
+        ckpt = os.path.join(out, "checkpoints")
+        for name in ("epoch-2.partial", "epoch-2"):
+            os.makedirs(os.path.join(ckpt, name))
+            with open(os.path.join(ckpt, name, "model.safetensors"), "wb") as f:
+                f.write(b"\x00" * 100)
+    resumed = train_matcher(train, val, out, config)
+    _assert_same_as_straight(straight, resumed)
+    assert sorted(os.listdir(os.path.join(out, "checkpoints"))) == ["best.pt", "epoch-3"]
+    again = train_matcher(train, val, out, config)  # a finished run re-run: nothing trained again
+    assert again.history == resumed.history
