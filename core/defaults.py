@@ -97,7 +97,11 @@ GEMINI_MAX_ATTEMPTS = 6
 #: Exponential backoff with jitter: first delay, cap (seconds).
 GEMINI_BACKOFF_INITIAL_S = 1.0
 GEMINI_BACKOFF_MAX_S = 60.0
+#: Deadline of one Gemini request, whole answer included (a server trickling bytes cannot hold a call longer).
 GEMINI_TIMEOUT_S = 60.0
+#: Largest Gemini answer accepted (bytes of the HTTP body); one person's record is about 1 KB. A larger answer
+#: is cut off while downloading and becomes that sample's error (MongoDB also refuses documents over 16 MB).
+GEMINI_MAX_ANSWER_BYTES = 1_000_000
 GEMINI_TEMPERATURE = 0.0
 #: Results are written to the dataset every this many finished samples.
 ATTRIBUTES_CHUNK_SIZE = 32

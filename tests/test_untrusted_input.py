@@ -1,0 +1,161 @@
+"""Untrusted input against a real database (issue 17): hub folders, Gemini answers and servers, bad values, re-runs.
+
+Gemini is the real google-genai client talking to the fake server in fake_gemini.py on 127.0.0.1.
+"""
+
+import json
+import os
+import shutil
+import time
+
+import fiftyone as fo
+import fiftyone.types as fot
+import pytest
+import yaml
+
+from fake_gemini import FakeGemini, add_people, image_key, spec_answer
+from person_finder.core import contract
+from person_finder.core.attributes.gemini import generate_attributes
+from person_finder.core.curation import hub
+from person_finder.testing import synthetic
+
+KEY = "AIzaTEST-secret-key-0123456789"
+FAST = dict(api_key=KEY, backoff_initial_s=0.02, max_attempts=3, timeout_s=5.0)
+
+
+@pytest.fixture()
+def fake():
+    with FakeGemini() as server:
+        yield server
+
+
+def _people(dataset, fake, test_root, identities=4, views=3):
+    keys = add_people(dataset, os.path.join(test_root, "untrusted-people", dataset.name),
+                      synthetic.random_specs(identities, seed=5), views=views)
+    fake.answers.update({k: spec_answer(s) for k, s in keys.items()})
+    return keys
+
+
+def _key_of(sample):
+    with open(sample.filepath, "rb") as f:
+        return image_key(f.read())
+
+
+def _state(dataset):
+    return [(s["attributes"] is not None if s.has_field("attributes") else False, s["attributes_error"])
+            for s in dataset]
+
+
+# --- item 2: paths that leave the folder; only images reach Gemini --------------------------------
+
+def _staged(dataset, test_root, name):
+    folder = os.path.join(test_root, "untrusted-hub", name)
+    shutil.rmtree(folder, ignore_errors=True)
+    dataset.export(export_dir=folder, dataset_type=fot.FiftyOneDataset, export_media=True)
+    with open(os.path.join(folder, "fiftyone.yml"), "w") as f:
+        yaml.safe_dump({"format": "FiftyOneDataset", "name": name}, f)
+    return folder
+
+
+def _rewrite_paths(folder, paths):
+    with open(os.path.join(folder, "samples.json")) as f:
+        data = json.load(f)
+    for sample, path in zip(data["samples"], paths):
+        if path is not None:
+            sample["filepath"] = path
+    with open(os.path.join(folder, "samples.json"), "w") as f:
+        json.dump(data, f)
+
+
+@pytest.mark.parametrize("escape", ["dot-dot", "absolute", "symlink"])
+def test_a_hub_folder_whose_paths_leave_it_is_refused(dataset, fake, test_root, escape):
+    _people(dataset, fake, test_root, identities=2, views=2)
+    folder = _staged(dataset, test_root, f"escape-{escape}")
+    secret = os.path.join(test_root, "untrusted-secret.txt")
+    with open(secret, "w") as f:
+        f.write("root:x:0:0:root:/root:/bin/bash\n")
+    if escape == "symlink":
+        os.symlink(secret, os.path.join(folder, "data", "innocent.jpg"))
+        bad = "data/innocent.jpg"
+    else:
+        bad = os.path.relpath(secret, folder) if escape == "dot-dot" else secret
+    _rewrite_paths(folder, [None, bad])
+    name = f"loaded-{escape}-{os.getpid()}"
+    with pytest.raises(ValueError, match=r"1 media path\(s\) point outside the folder") as info:
+        hub.load_hub_dataset(folder, name=name)
+    assert "filepath" in str(info.value) and "nothing was loaded" in str(info.value)
+    assert not fo.dataset_exists(name)
+    _rewrite_paths(folder, [None, "data/" + os.path.basename(dataset.first().filepath)])  # inside again: loads
+    loaded = hub.load_hub_dataset(folder, name=name)
+    assert len(loaded) == len(dataset)
+    loaded.delete()
+
+
+def test_only_decodable_images_are_sent_to_gemini(dataset, fake, test_root):
+    _people(dataset, fake, test_root, identities=2, views=1)
+    secret = os.path.join(test_root, "untrusted-passwd.jpg")  # named like an image, is not one
+    with open(secret, "w") as f:
+        f.write("root:x:0:0:SECRET-MARKER:/root:/bin/bash\n")
+    dataset.add_sample(fo.Sample(filepath=secret, person_id=9))
+    out = generate_attributes(dataset, base_url=fake.base_url, **FAST)
+    assert out["attributed"] == 2 and out["failed"] == 1
+    error = dataset.match({"filepath": secret}).first()["attributes_error"]
+    assert "not a readable image; nothing was sent" in error
+    assert fake.count() == 2 and not any(b"SECRET-MARKER" in r["body"] for r in fake.requests)
+    assert all(b"U0VDUkVU" not in r["body"] for r in fake.requests)  # not even base64-encoded
+
+
+# --- item 5: an oversized answer is that sample's error; the run record is always written -----------
+
+@pytest.mark.parametrize("cap", ["default", "above-mongodb-limit"])
+def test_one_oversized_answer_fails_its_sample_only_and_the_run_is_recorded(dataset, test_root, cap):
+    with FakeGemini(huge_bytes=17_000_000) as fake:
+        _people(dataset, fake, test_root, identities=10, views=4)  # 40 samples, as in the report
+        huge = dataset.skip(5).first()
+        fake.faults[_key_of(huge)] = ["huge"]
+        extra = {} if cap == "default" else {"max_answer_bytes": 20_000_000}
+        out = generate_attributes(dataset, base_url=fake.base_url, chunk_size=32, **FAST, **extra)
+        huge_requests = sum(1 for r in fake.requests if r.get("images") == [_key_of(huge)])
+    assert out["attributed"] == 39 and out["failed"] == 1
+    state = dict(zip(dataset.values("id"), _state(dataset)))
+    assert all(state[i] == (True, None) for i in state if i != huge.id)
+    attributed, error = state[huge.id]
+    assert not attributed
+    assert ("answer too large" in error) if cap == "default" else ("could not be stored" in error)
+    assert huge_requests == 1  # not retried: the same request would give the same answer
+    results = dataset.load_run_results(contract.ATTRIBUTES_RUN_KEY)
+    assert results.attributed == 39 and results.failed == 1 and results.calls == 40
+
+
+# --- item 6: a total deadline per call ---------------------------------------------------------------
+
+def test_a_trickling_server_cannot_hold_a_call_past_its_deadline(dataset, test_root):
+    with FakeGemini(trickle_s=0.05) as fake:  # ~1 KB body at 20 bytes/s: about a minute per answer
+        _people(dataset, fake, test_root, identities=2, views=1)
+        first, second = list(dataset)
+        fake.faults[_key_of(first)] = ["trickle"]                 # the retry gets a normal answer
+        fake.faults[_key_of(second)] = ["trickle", "trickle"]     # every attempt trickles
+        started = time.monotonic()
+        out = generate_attributes(dataset, base_url=fake.base_url, **{**FAST, "timeout_s": 1.0, "max_attempts": 2})
+        elapsed = time.monotonic() - started
+    assert elapsed < 8, f"took {elapsed:.1f} s with timeout_s=1"
+    assert out["attributed"] == 1 and out["failed"] == 1 and out["retries"] == 2
+    first.reload(), second.reload()
+    assert first["attributes_error"] is None
+    assert second["attributes_error"] == "gemini: no complete answer within 1 s after 2 attempts"
+
+
+# --- item 7: HTML, truncated JSON and a malformed usage block are transient ------------------------
+
+def test_broken_200_answers_are_retried_like_other_transient_failures(dataset, fake, test_root):
+    _people(dataset, fake, test_root, identities=3, views=1)
+    for sample, fault in zip(dataset, ["html", "truncated", "bad_usage"]):
+        fake.faults[_key_of(sample)] = [fault]
+    out = generate_attributes(dataset, base_url=fake.base_url, **FAST)
+    assert out["attributed"] == 3 and out["failed"] == 0 and out["retries"] == 3
+    assert all(s == (True, None) for s in _state(dataset))
+    for sample, fault in zip(dataset, ["html", "truncated", "bad_usage"]):  # always broken: recorded as such
+        fake.faults[_key_of(sample)] = [fault] * 3
+    generate_attributes(dataset, base_url=fake.base_url, overwrite=True, **FAST)
+    errors = dataset.values("attributes_error")
+    assert all(e.startswith("gemini: malformed response body") and e.endswith("after 3 attempts") for e in errors)
