@@ -13,7 +13,7 @@ import fiftyone.types as fot
 import pytest
 import yaml
 
-from fake_gemini import FakeGemini, add_people, image_key, spec_answer
+from person_finder.testing.fake_gemini import FakeGemini, add_people, image_key, spec_answer
 from person_finder.core import contract
 from person_finder.core.attributes.gemini import generate_attributes
 from person_finder.core.curation import hub
@@ -159,3 +159,79 @@ def test_broken_200_answers_are_retried_like_other_transient_failures(dataset, f
     generate_attributes(dataset, base_url=fake.base_url, overwrite=True, **FAST)
     errors = dataset.values("attributes_error")
     assert all(e.startswith("gemini: malformed response body") and e.endswith("after 3 attempts") for e in errors)
+
+
+# --- item 8: bad values -----------------------------------------------------------------------------
+
+def _scenes(dataset, test_root, count=2):
+    specs = synthetic.random_specs(2 * count, seed=4)
+    folder = os.path.join(test_root, "untrusted-scenes", dataset.name)
+    scenes = synthetic.write_scenes(folder, [specs[2 * i:2 * i + 2] for i in range(count)], width=320, height=240)
+    dataset.add_samples([s.to_sample() for s in scenes])
+    return scenes
+
+
+def test_nan_and_infinite_boxes_are_skipped_and_recorded_on_their_sample(dataset, tiny_siglip, test_root):
+    from person_finder.core.search import index_persons, search_persons
+
+    _scenes(dataset, test_root)
+    first, second = list(dataset)
+    first.ground_truth.detections[0].bounding_box = [float("nan"), 0.1, 0.2, 0.3]
+    second.ground_truth.detections[1].bounding_box = [0.1, 0.1, float("inf"), 0.3]
+    first.save(), second.save()
+    summary = index_persons(dataset, matcher=tiny_siglip, detections_field="ground_truth")
+    assert summary["processed"] == 2 and summary["persons"] == 2
+    assert dataset.count("persons.detections") == 2
+    for sample in (first, second):
+        sample.reload()
+        assert sample[contract.PERSON_ERROR_FIELD] == "skipped 1 box(es) of 'ground_truth' with NaN or infinite values"
+    assert search_persons(dataset, "red top", threshold=-1.0).count("persons.detections") == 2
+
+
+def test_a_nan_box_in_a_video_frame_is_skipped_and_recorded(dataset, tiny_siglip, test_root):
+    from person_finder.core.search import index_persons
+
+    folder = os.path.join(test_root, "untrusted-video", dataset.name)
+    os.makedirs(folder, exist_ok=True)
+    truth = synthetic.write_video(os.path.join(folder, "walk.mp4"), synthetic.random_specs(1, seed=2), num_frames=12,
+                                  width=320, height=240)
+    sample = truth.to_sample()
+    frame = next(n for n in range(1, 13) if sample.frames[n]["ground_truth"] is not None)
+    sample.frames[frame]["ground_truth"].detections[0].bounding_box = [float("nan")] * 4
+    dataset.add_sample(sample)
+    dataset.compute_metadata()
+    summary = index_persons(dataset, matcher=tiny_siglip, detections_field="ground_truth")
+    assert summary["processed"] == 1
+    assert dataset.first()[contract.PERSON_ERROR_FIELD] == (
+        "skipped 1 box(es) of 'ground_truth' with NaN or infinite values")
+
+
+def test_a_market_id_beyond_64_bits_is_refused_before_anything_is_written(dataset, test_root):
+    from person_finder.core.curation.market import MarketFormatError, import_market1501
+
+    root = synthetic.write_market_folder(os.path.join(test_root, "untrusted-market", dataset.name), num_train=2,
+                                         num_test=2, images_per_camera=1, cameras=(1, 2), seed=0).root
+    train = os.path.join(root, "bounding_box_train")
+    huge = f"{2 ** 70}_c1s1_000001_01.jpg"
+    shutil.copy(os.path.join(train, sorted(os.listdir(train))[0]), os.path.join(train, huge))
+    schema = set(dataset.get_field_schema())
+    with pytest.raises(MarketFormatError, match=r"numbers below 2\*\*63") as info:
+        import_market1501(root, dataset=dataset)
+    assert huge in str(info.value)
+    assert len(dataset) == 0 and set(dataset.get_field_schema()) == schema
+
+
+def test_a_lone_surrogate_query_and_a_nan_panel_threshold_are_clear_errors(dataset, tiny_siglip, test_root):
+    from person_finder.core.search import index_persons, rank_persons, search_persons
+    from person_finder.core.search.panel_data import run_query
+
+    _scenes(dataset, test_root, count=1)
+    index_persons(dataset, matcher=tiny_siglip, detections_field="ground_truth")
+    for search in (rank_persons, search_persons):
+        with pytest.raises(ValueError, match="lone UTF-16 surrogate"):
+            search(dataset, "a man in a red \ud800 jacket")
+    assert len(rank_persons(dataset, "a man in a red jacket", k=None)) == 2
+    for bad in (float("nan"), float("inf"), 3.0):
+        with pytest.raises(ValueError, match=r"cosine threshold must be in \[-1, 1\]"):
+            run_query(dataset, "a man in a red jacket", contract.PERSON_INDEX_KEY, k=5, threshold=bad)
+    assert run_query(dataset, "a man in a red jacket", contract.PERSON_INDEX_KEY, k=5, threshold=-1.0)["above"] == 2

@@ -150,8 +150,13 @@ def _killed_run(tiny_siglip, out, kill):
     import subprocess
     import sys
 
+    import torch
+
+    # the same intra-op threads as this process (importing Ultralytics sets OMP_NUM_THREADS=1 in os.environ),
+    # so float sums run in the same order and the weights can be compared
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path), "OMP_NUM_THREADS": str(torch.get_num_threads())}
     proc = subprocess.run([sys.executable, "-c", _TRAIN_SCRIPT, tiny_siglip, out, kill], capture_output=True,
-                          text=True, timeout=600, env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)})
+                          text=True, timeout=600, env=env)
     assert proc.returncode == -9, f"the run was not killed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr[-3000:]}"
 
 
@@ -188,3 +193,19 @@ def test_finetune_killed_resumes_to_the_uninterrupted_weights(straight_run, tiny
     assert sorted(os.listdir(os.path.join(out, "checkpoints"))) == ["best.pt", "epoch-3"]
     again = train_matcher(train, val, out, config)  # a finished run re-run: nothing trained again
     assert again.history == resumed.history
+
+
+def test_bad_values_are_caught_by_the_checks_that_run_before_any_write():
+    import numpy as np
+
+    from person_finder.core.curation.market import parse_market_name
+    from person_finder.core.search.tracking import finite_boxes
+    from person_finder.core.search.validation import check_query
+
+    kept, dropped = finite_boxes([[0, 0, 5, 5, 0.9], [np.nan, 0, 5, 5, 0.9], [0, 0, np.inf, 5, 0.9], [0, 0, 5, 5, np.nan]])
+    assert kept.tolist() == [[0, 0, 5, 5, pytest.approx(0.9)]] and dropped == 3
+    assert parse_market_name(f"{2 ** 70}_c1s1_000001_01.jpg") is None
+    assert parse_market_name(f"{2 ** 63 - 1}_c1s1_000001_01.jpg").person_id == 2 ** 63 - 1
+    with pytest.raises(ValueError, match="lone UTF-16 surrogate"):
+        check_query("red \udc80 top")
+    check_query("rote Jacke, café, 赤いジャケット 🧥")  # any real character is fine
