@@ -164,7 +164,7 @@ def test_broken_200_answers_are_retried_like_other_transient_failures(dataset, f
 # --- item 8: bad values -----------------------------------------------------------------------------
 
 def _scenes(dataset, test_root, count=2):
-    specs = synthetic.random_specs(2 * count, seed=4)
+    specs = synthetic.random_specs(2 * count, seed=4, distinct=2 * count <= 60)
     folder = os.path.join(test_root, "untrusted-scenes", dataset.name)
     scenes = synthetic.write_scenes(folder, [specs[2 * i:2 * i + 2] for i in range(count)], width=320, height=240)
     dataset.add_samples([s.to_sample() for s in scenes])
@@ -235,3 +235,123 @@ def test_a_lone_surrogate_query_and_a_nan_panel_threshold_are_clear_errors(datas
         with pytest.raises(ValueError, match=r"cosine threshold must be in \[-1, 1\]"):
             run_query(dataset, "a man in a red jacket", contract.PERSON_INDEX_KEY, k=5, threshold=bad)
     assert run_query(dataset, "a man in a red jacket", contract.PERSON_INDEX_KEY, k=5, threshold=-1.0)["above"] == 2
+
+
+# --- item 9: a SIGKILLed delegated worker; requeue as the README says; re-running is safe ---------------
+
+def _cli(*args):
+    import subprocess
+    import sys
+
+    fiftyone = os.path.join(os.path.dirname(sys.executable), "fiftyone")
+    proc = subprocess.run([fiftyone, "delegated", *args], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    return proc.stdout
+
+
+def _persons_written(dataset):
+    dataset.reload()  # the worker adds the field
+    return dataset.count("persons") if dataset.has_field("persons") else 0
+
+
+def test_a_killed_delegated_index_run_is_requeued_and_rerun_safely(dataset, tiny_siglip, test_root):
+    import signal
+    import subprocess
+    import sys
+
+    import fiftyone.operators as foo
+    from fiftyone.operators.delegated import DelegatedOperationService
+    from fiftyone.operators.executor import ExecutionRunState
+
+    from person_finder.core.search import rank_persons
+
+    scenes = 160  # five batches of 32 images: the worker is killed after the first one is written
+    _scenes(dataset, test_root, count=scenes)
+    uri = contract.PLUGIN_NAME + "/index_persons"
+    queued = foo.execute_operator(uri, ctx=dict(view=dataset.view(), request_delegation=True, params={
+        "delegate": True, "matcher": tiny_siglip, "detections_field": "ground_truth"}))
+    op_oid = queued.result["id"]
+    op_id = str(op_oid)
+    fiftyone = os.path.join(os.path.dirname(sys.executable), "fiftyone")
+    worker = subprocess.Popen([fiftyone, "delegated", "launch"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.time() + 300
+        while _persons_written(dataset) < 32:
+            assert worker.poll() is None and time.time() < deadline, "the worker did not start the job"
+            time.sleep(0.02)
+        worker.send_signal(signal.SIGKILL)
+        worker.wait(timeout=30)
+    finally:
+        if worker.poll() is None:
+            worker.kill()
+    service = DelegatedOperationService()
+    assert service.get(op_oid).run_state == ExecutionRunState.RUNNING  # FiftyOne never learns the worker died
+    assert _persons_written(dataset) < scenes, "the job finished before the worker was killed"
+
+    # the README's recipe: find it, mark it failed, queue it again, and let a worker run it
+    assert op_id in _cli("list", "--state", "RUNNING", "--dataset", dataset.name)
+    _cli("fail", op_id)
+    _cli("rerun", op_id)
+    assert service.get(op_oid).run_state == ExecutionRunState.FAILED
+    service.execute_queued_operations(operator=uri, dataset_name=dataset.name)
+    rerun = [op for op in service.list_operations(dataset_name=dataset.name) if str(op.id) != op_id]
+    assert len(rerun) == 1 and rerun[0].run_state == ExecutionRunState.COMPLETED, rerun[0].result
+
+    def check():
+        assert dataset.count("persons.detections") == 2 * scenes == dataset.count("ground_truth.detections")
+        rows = rank_persons(dataset, "a man in a red jacket", k=None)
+        assert len(rows) == 2 * scenes and len({r["label_id"] for r in rows}) == 2 * scenes  # no duplicates
+
+    check()
+    # and running the operator once more (as a user would from the App) changes nothing
+    again = foo.execute_operator(uri, ctx=dict(view=dataset.view(), params={
+        "delegate": False, "matcher": tiny_siglip, "detections_field": "ground_truth"}))
+    assert again.result["processed"] == 0
+    check()
+
+
+def test_a_finetune_worker_killed_while_checkpointing_is_requeued_and_finishes(test_root, tiny_siglip, tmp_path):
+    import signal
+    import subprocess
+    import sys
+
+    import fiftyone.operators as foo
+    from fiftyone.operators.delegated import DelegatedOperationService
+    from fiftyone.operators.executor import ExecutionRunState
+
+    from person_finder.testing.people_training import write_people_dataset
+
+    people = write_people_dataset(f"untrusted-finetune-{os.getpid()}", os.path.join(test_root, "untrusted-finetune"),
+                                  synthetic.random_specs(8, seed=9), images=3)
+    try:
+        out = str(tmp_path / "model")
+        uri = contract.PLUGIN_NAME + "/finetune_matcher"
+        queued = foo.execute_operator(uri, ctx=dict(view=people.view(), request_delegation=True, params=dict(
+            output_dir=out, base_model=tiny_siglip, epochs=2, batch_size=4, learning_rate=1e-3, val_fraction=0.25)))
+        fiftyone = os.path.join(os.path.dirname(sys.executable), "fiftyone")
+        worker = subprocess.Popen([fiftyone, "delegated", "launch"], stdout=subprocess.DEVNULL,
+                                  stderr=subprocess.DEVNULL)
+        checkpoints = os.path.join(out, "checkpoints")
+        try:
+            deadline = time.time() + 300
+            while not any(n.startswith("epoch-1") and os.listdir(os.path.join(checkpoints, n))
+                          for n in (os.listdir(checkpoints) if os.path.isdir(checkpoints) else [])):
+                assert worker.poll() is None and time.time() < deadline, "the worker did not reach a checkpoint"
+                time.sleep(0.001)
+            worker.send_signal(signal.SIGKILL)  # while epoch 1's checkpoint is being written
+            worker.wait(timeout=30)
+        finally:
+            if worker.poll() is None:
+                worker.kill()
+        service = DelegatedOperationService()
+        assert service.get(queued.result["id"]).run_state == ExecutionRunState.RUNNING
+        op_id = str(queued.result["id"])
+        _cli("fail", op_id)
+        _cli("rerun", op_id)
+        service.execute_queued_operations(operator=uri, dataset_name=people.name)
+        rerun = [op for op in service.list_operations(dataset_name=people.name) if str(op.id) != op_id]
+        assert len(rerun) == 1 and rerun[0].run_state == ExecutionRunState.COMPLETED, rerun[0].result
+        people.reload()
+        assert [r["epoch"] for r in people.load_run_results(contract.TRAIN_RUN_KEY).history] == [1, 2]
+    finally:
+        people.delete()
