@@ -16,6 +16,10 @@ MATCHER_BATCH_SIZE = 32
 
 #: Person detector: an Ultralytics weights name or a .pt / .onnx / .yaml path.
 DETECTOR_MODEL = "yolo26n.pt"
+#: Detector files accepted (from forms and the SDK alike). ``.pt`` checkpoints and ``.yaml`` configs go through
+#: Ultralytics' restricted loader (``torch.load(weights_only=True)`` against its allow-list of model classes, no
+#: ``eval`` of config strings), so a crafted file cannot run code; ``.onnx`` graphs hold no code.
+DETECTOR_FILE_TYPES = (".pt", ".onnx", ".yaml", ".yml")
 DETECTOR_CONFIDENCE = 0.25
 DETECTOR_IMAGE_SIZE = 640
 DETECTOR_BATCH_SIZE = 8
@@ -89,7 +93,11 @@ GEMINI_MAX_ATTEMPTS = 6
 #: Exponential backoff with jitter: first delay, cap (seconds).
 GEMINI_BACKOFF_INITIAL_S = 1.0
 GEMINI_BACKOFF_MAX_S = 60.0
+#: Deadline of one Gemini request, whole answer included (a server trickling bytes cannot hold a call longer).
 GEMINI_TIMEOUT_S = 60.0
+#: Largest Gemini answer accepted (bytes of the HTTP body); one person's record is about 1 KB. A larger answer
+#: is cut off while downloading and becomes that sample's error (MongoDB also refuses documents over 16 MB).
+GEMINI_MAX_ANSWER_BYTES = 1_000_000
 GEMINI_TEMPERATURE = 0.0
 #: Results are written to the dataset every this many finished samples.
 ATTRIBUTES_CHUNK_SIZE = 32

@@ -34,7 +34,8 @@ class IndexPersons(PersonFinderOperator):
         Param("detections_field", "enum", choices=_detections_fields, label="Existing detections",
               description="Use these boxes instead of running the detector (left empty: run YOLO)"),
         Param("detector", default=defaults.DETECTOR_MODEL, label="Detector",
-              description="Ultralytics weights name or .pt / .onnx file (class person only)"),
+              description="Ultralytics weights name, or a .pt / .onnx / .yaml file (class person only; "
+                          ".pt is loaded with weights_only=True, so it cannot run code)"),
         Param("confidence", "float", default=defaults.DETECTOR_CONFIDENCE, min=0.0, max=1.0,
               label="Detector confidence"),
         Param("detect_every", "int", default=defaults.VIDEO_DETECT_EVERY, min=1, label="Detect every k-th frame",

@@ -4,8 +4,10 @@ The real ``google-genai`` client talks to it through
 ``HttpOptions(base_url=fake.base_url)``. It answers with canned attributes per
 image (keyed by the SHA-1 of the image bytes), injects faults on request
 (429 / 500 / 503 / 400 / 403 / 404, hangs past the client timeout, malformed
-JSON, empty candidates, safety blocks), can enforce a requests-per-minute
-limit, adds latency, and records every request it saw.
+JSON, empty candidates, safety blocks; and, as a hostile or broken server
+would: a valid but oversized answer, a body trickled one byte at a time, an
+HTML page, a JSON body cut short, a malformed usage block), can enforce a
+requests-per-minute limit, adds latency, and records every request it saw.
 
 Example::
 
@@ -48,11 +50,14 @@ def image_key(data):
 class FakeGemini:
     """Threaded fake server; use as a context manager or call start()/stop()."""
 
-    def __init__(self, latency=0.0, rpm_limit=None, window_s=60.0, hang_s=3.0):
+    def __init__(self, latency=0.0, rpm_limit=None, window_s=60.0, hang_s=3.0, huge_bytes=17_000_000,
+                 trickle_s=0.2):
         self.latency = latency
         self.rpm_limit = rpm_limit
         self.window_s = window_s
         self.hang_s = hang_s
+        self.huge_bytes = huge_bytes  # size of the "huge" answer's description
+        self.trickle_s = trickle_s  # pause between the bytes of a "trickle" answer
         self.answers = {}  # image key -> dict
         self.faults = collections.defaultdict(list)  # image key or "*" -> list of fault names, consumed in order
         self.requests = []  # dicts: time, path, headers, body, status, images
@@ -76,13 +81,22 @@ class FakeGemini:
                 status, payload = fake._handle(self.path, dict(self.headers), body)
                 if payload is None:
                     return
+                content_type, trickle = "application/json", False
+                if isinstance(payload, tuple):  # (bytes, content type, trickle)
+                    payload, content_type, trickle = payload
                 data = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
                 try:
                     self.send_response(status)
-                    self.send_header("Content-Type", "application/json")
+                    self.send_header("Content-Type", content_type)
                     self.send_header("Content-Length", str(len(data)))
                     self.end_headers()
-                    self.wfile.write(data)
+                    if not trickle:
+                        self.wfile.write(data)
+                        return
+                    for i in range(len(data)):
+                        self.wfile.write(data[i:i + 1])
+                        self.wfile.flush()
+                        time.sleep(fake.trickle_s)
                 except (BrokenPipeError, ConnectionResetError):
                     pass
 
@@ -156,19 +170,32 @@ class FakeGemini:
         if fault == "finish_safety":
             return self._finish(record, 200, {"candidates": [{"finishReason": "SAFETY", "index": 0}],
                                               "usageMetadata": usage})
+        if fault == "html":
+            return self._finish(record, 200, (b"<html><body><h1>502 Bad Gateway</h1></body></html>", "text/html",
+                                              False))
+        if fault == "bad_usage":
+            usage = {"promptTokenCount": "a lot", "candidatesTokenCount": [1, 2]}
         if fault == "malformed":
             answer_text = '{"gender": "male", "upper_colors": ["bl'
+        elif fault == "huge":
+            answer_text = json.dumps({**DEFAULT_ANSWER, "description": "a" * self.huge_bytes})
         else:
             if images:
                 answer = self.answers.get(record["images"][0], DEFAULT_ANSWER)
             else:  # a description rewrite: echo the facts
                 answer = {"description": "rewritten: " + text.split("Facts: ")[-1].split("\n")[0]}
             answer_text = json.dumps(answer)
-        return self._finish(record, 200, {
+        payload = {
             "candidates": [{"content": {"role": "model", "parts": [{"text": answer_text}]},
                             "finishReason": "STOP", "index": 0}],
             "usageMetadata": usage, "modelVersion": match.group(2),
-        })
+        }
+        if fault == "truncated":
+            data = json.dumps(payload).encode()
+            return self._finish(record, 200, (data[:len(data) // 2], "application/json", False))
+        if fault == "trickle":
+            return self._finish(record, 200, (json.dumps(payload).encode(), "application/json", True))
+        return self._finish(record, 200, payload)
 
     def _next_fault(self, keys):
         with self.lock:

@@ -3,8 +3,12 @@
 Structured output against the pydantic schema, a thread pool with a
 concurrency limit and a requests-per-minute cap, retries with exponential
 backoff and jitter (``tenacity``, as google-genai itself uses) on 429, 5xx,
-timeouts, refused connections and malformed answers; 400 / 401 / 403 / 404
-stop the run with a clear message. Each sample ends with ``attributes`` or
+timeouts, refused connections and malformed answers (bad JSON in the answer,
+or a 200 whose body is HTML, cut short or has a malformed usage block);
+400 / 401 / 403 / 404 stop the run with a clear message. Every request has a
+total deadline (``timeout_s``, the whole answer included) and a size cap
+(``max_answer_bytes``): a larger answer becomes that sample's error. Only
+files that decode as JPEG / PNG / WebP images are sent. Each sample ends with ``attributes`` or
 ``attributes_error``; results are written in chunks, re-runs only do the
 missing samples, and the run (model, prompt version, tokens, failures) is
 recorded on the dataset. The API key is never written or logged.
@@ -20,11 +24,12 @@ Example::
 from __future__ import annotations
 
 import collections
+import io
 import json
 import logging
 import math
-import mimetypes
 import os
+import sys
 import threading
 import time
 from concurrent.futures import CancelledError, ThreadPoolExecutor, as_completed
@@ -55,8 +60,24 @@ class GeminiRequestRefused(RuntimeError):
     """Gemini refused a request (400 / 401 / 403 / 404); the run stopped, finished samples were kept."""
 
 
+#: Image formats (as PIL names them) sent to Gemini, with their MIME types.
+IMAGE_TYPES = {"JPEG": "image/jpeg", "PNG": "image/png", "WEBP": "image/webp"}
+
+
 class _BadAnswer(Exception):
-    """Malformed JSON or no candidates: worth another attempt."""
+    """Malformed JSON, a body that is not the API's JSON, or no candidates: worth another attempt."""
+
+
+class _Deadline(Exception):
+    """The request ran past its total deadline (e.g. a server trickling bytes): worth another attempt."""
+
+
+class _TooLarge(Exception):
+    """The answer is larger than the cap: not retried, recorded on the sample."""
+
+
+class _NotAnImage(Exception):
+    """A sample's file is not an image Gemini takes: nothing is sent, recorded on the sample."""
 
 
 class _Blocked(Exception):
@@ -117,7 +138,7 @@ def _is_transient(exc):
 
     if isinstance(exc, errors.APIError):
         return exc.code in (408, 429) or (exc.code or 0) >= 500
-    if isinstance(exc, _BadAnswer):
+    if isinstance(exc, (_BadAnswer, _Deadline)):
         return True
     # httpx / httpx2 timeouts, refused connections, dropped connections
     return any(c.__name__ == "TransportError" and c.__module__.split(".")[0].startswith("httpx")
@@ -135,9 +156,45 @@ def _short(exc):
 
     if isinstance(exc, errors.APIError):
         return f"{exc.code} {exc.status or ''}".strip()
-    if isinstance(exc, (_BadAnswer, _Blocked)):
+    if isinstance(exc, (_BadAnswer, _Blocked, _Deadline, _TooLarge, _NotAnImage)):
         return str(exc)
     return f"{type(exc).__name__}: {exc}"[:300]
+
+
+def _guard_body(deadline_s, max_bytes):
+    """httpx event hooks giving every request a total deadline and its answer a size cap.
+
+    httpx's own timeout applies to each read, so a server sending one byte
+    a second never trips it; these hooks check the clock and the size on
+    every chunk of the body as it arrives and stop the download.
+    """
+    def on_request(request):
+        request.extensions = {**request.extensions, "person_finder_deadline": time.monotonic() + deadline_s}
+
+    def on_response(response):
+        deadline = response.request.extensions.get("person_finder_deadline", time.monotonic() + deadline_s)
+        base = sys.modules[type(response).__module__.partition(".")[0]].SyncByteStream  # httpx or httpx2
+
+        class Guarded(base):
+            def __init__(self, stream):
+                self._stream = stream
+
+            def __iter__(self):
+                size = 0
+                for chunk in self._stream:
+                    size += len(chunk)
+                    if size > max_bytes:
+                        raise _TooLarge(f"answer too large (over {max_bytes} bytes); not stored")
+                    if time.monotonic() > deadline:
+                        raise _Deadline(f"no complete answer within {deadline_s:g} s")
+                    yield chunk
+
+            def close(self):
+                self._stream.close()
+
+        response.stream = Guarded(response.stream)
+
+    return {"request": [on_request], "response": [on_response]}
 
 
 class GeminiCaller:
@@ -146,13 +203,15 @@ class GeminiCaller:
     def __init__(self, api_key, model=defaults.GEMINI_MODEL, base_url=None, timeout_s=defaults.GEMINI_TIMEOUT_S,
                  temperature=defaults.GEMINI_TEMPERATURE, max_attempts=defaults.GEMINI_MAX_ATTEMPTS,
                  backoff_initial_s=defaults.GEMINI_BACKOFF_INITIAL_S, backoff_max_s=defaults.GEMINI_BACKOFF_MAX_S,
-                 requests_per_minute=defaults.GEMINI_REQUESTS_PER_MINUTE, rpm_headroom=defaults.GEMINI_RPM_HEADROOM):
+                 requests_per_minute=defaults.GEMINI_REQUESTS_PER_MINUTE, rpm_headroom=defaults.GEMINI_RPM_HEADROOM,
+                 max_answer_bytes=defaults.GEMINI_MAX_ANSWER_BYTES):
         from google import genai
         from google.genai import types
 
         self._types = types
         self._client = genai.Client(api_key=api_key, http_options=types.HttpOptions(
-            base_url=base_url, timeout=int(timeout_s * 1000)))
+            base_url=base_url, timeout=int(timeout_s * 1000),
+            client_args={"event_hooks": _guard_body(float(timeout_s), int(max_answer_bytes))}))
         self.model = model
         self.temperature = temperature
         self.max_attempts = int(max_attempts)
@@ -185,7 +244,12 @@ class GeminiCaller:
         config = self._types.GenerateContentConfig(response_mime_type="application/json", response_schema=schema,
                                                    temperature=self.temperature, automatic_function_calling=(
                                                        self._types.AutomaticFunctionCallingConfig(disable=True)))
-        response = self._client.models.generate_content(model=self.model, contents=parts, config=config)
+        from pydantic import ValidationError
+
+        try:
+            response = self._client.models.generate_content(model=self.model, contents=parts, config=config)
+        except (json.JSONDecodeError, ValidationError) as exc:  # a 200 that is not the API's JSON
+            raise _BadAnswer(f"malformed response body ({type(exc).__name__}: {str(exc).splitlines()[0][:120]})") from exc
         usage = response.usage_metadata
         if usage is not None:
             self._count(prompt_tokens=usage.prompt_token_count or 0, output_tokens=usage.candidates_token_count or 0)
@@ -266,14 +330,36 @@ def run_calls(caller, jobs, make_parts, schema, concurrency, on_result, stop=Non
         raise fatal
 
 
+def image_bytes(path):
+    """The bytes and MIME type of the image file at ``path``, checked by decoding it; raises if it is no image.
+
+    Example::
+
+        data, mime = image_bytes("crop.jpg")     # (b"\\xff\\xd8...", "image/jpeg")
+    """
+    from PIL import Image
+
+    with open(path, "rb") as f:
+        data = f.read()
+    try:
+        with Image.open(io.BytesIO(data)) as image:
+            kind = image.format
+            image.verify()
+    except Exception as exc:  # noqa: BLE001 - any decoding failure means: not an image
+        raise _NotAnImage(f"{os.path.basename(path)!r} is not a readable image; nothing was sent") from exc
+    if kind not in IMAGE_TYPES:
+        raise _NotAnImage(f"{os.path.basename(path)!r} is a {kind} image; only {sorted(IMAGE_TYPES)} are sent")
+    return data, IMAGE_TYPES[kind]
+
+
 def image_parts(filepaths, text):
-    """google-genai parts: the image files (inline bytes) followed by the instruction."""
+    """google-genai parts: the image files (inline bytes, each checked by :func:`image_bytes`), then the text."""
     from google.genai import types
 
     parts = []
     for path in filepaths:
-        with open(path, "rb") as f:
-            parts.append(types.Part.from_bytes(data=f.read(), mime_type=mimetypes.guess_type(path)[0] or "image/jpeg"))
+        data, mime = image_bytes(path)
+        parts.append(types.Part.from_bytes(data=data, mime_type=mime))
     parts.append(text)
     return parts
 
@@ -326,6 +412,7 @@ def generate_attributes(samples, api_key=None, model=defaults.GEMINI_MODEL,
                         requests_per_minute=defaults.GEMINI_REQUESTS_PER_MINUTE,
                         max_attempts=defaults.GEMINI_MAX_ATTEMPTS, timeout_s=defaults.GEMINI_TIMEOUT_S,
                         backoff_initial_s=defaults.GEMINI_BACKOFF_INITIAL_S,
+                        max_answer_bytes=defaults.GEMINI_MAX_ANSWER_BYTES,
                         chunk_size=defaults.ATTRIBUTES_CHUNK_SIZE, field=contract.ATTRIBUTES_FIELD,
                         error_field=contract.ATTRIBUTES_ERROR_FIELD, run_key=contract.ATTRIBUTES_RUN_KEY,
                         base_url=None, on_progress=None):
@@ -348,7 +435,8 @@ def generate_attributes(samples, api_key=None, model=defaults.GEMINI_MODEL,
         return {"dry_run": True, "samples": sum(len(j) for j in jobs), "model": model, **estimate}
     key = resolve_api_key(api_key)
     caller = GeminiCaller(key, model=model, base_url=base_url, timeout_s=timeout_s, max_attempts=max_attempts,
-                          backoff_initial_s=backoff_initial_s, requests_per_minute=requests_per_minute)
+                          backoff_initial_s=backoff_initial_s, requests_per_minute=requests_per_minute,
+                          max_answer_bytes=max_answer_bytes)
     writer = ChunkWriter(samples, field=field, error_field=error_field, chunk_size=chunk_size)
     texts = {n: prompt_text(n, include_sensitive) for n in {len(j) for j in jobs}}
     errors = collections.Counter()
@@ -375,17 +463,19 @@ def generate_attributes(samples, api_key=None, model=defaults.GEMINI_MODEL,
             raise
         stopped = _refusal(exc, model, key)
     finally:
-        writer.close()
-        config = {"provider": "gemini", "model": model, "prompt_version": contract.ATTRIBUTES_PROMPT_VERSION,
-                  "views_per_call": views_per_call, "include_sensitive": bool(include_sensitive),
-                  "concurrency": concurrency, "requests_per_minute": requests_per_minute, "field": field}
-        results = {"todo": sum(len(j) for j in jobs), "attributed": writer.written, "failed": writer.failed,
-                   "calls": caller.stats["calls"], "attempts": caller.stats["attempts"],
-                   "retries": caller.stats["retries"], "rate_limited": caller.stats["rate_limited"],
-                   "prompt_tokens": caller.stats["prompt_tokens"], "output_tokens": caller.stats["output_tokens"],
-                   "errors": dict(errors.most_common(20)), "stopped": stopped,
-                   "duration_s": round(time.time() - started, 2)}
-        save_run(samples, run_key, config, results)
+        try:
+            writer.close()
+        finally:  # the run record is written whatever happened to the last chunk
+            config = {"provider": "gemini", "model": model, "prompt_version": contract.ATTRIBUTES_PROMPT_VERSION,
+                      "views_per_call": views_per_call, "include_sensitive": bool(include_sensitive),
+                      "concurrency": concurrency, "requests_per_minute": requests_per_minute, "field": field}
+            results = {"todo": sum(len(j) for j in jobs), "attributed": writer.written, "failed": writer.failed,
+                       "calls": caller.stats["calls"], "attempts": caller.stats["attempts"],
+                       "retries": caller.stats["retries"], "rate_limited": caller.stats["rate_limited"],
+                       "prompt_tokens": caller.stats["prompt_tokens"], "output_tokens": caller.stats["output_tokens"],
+                       "errors": dict(errors.most_common(20)), "stopped": stopped,
+                       "duration_s": round(time.time() - started, 2)}
+            save_run(samples, run_key, config, results)
     if stopped:
         raise GeminiRequestRefused(stopped)
     return {**results, "run_key": run_key}

@@ -53,7 +53,9 @@ class ChunkWriter:
     """Buffers finished samples and writes them every ``chunk_size``, so a killed run keeps what it wrote.
 
     A success sets ``field`` and clears ``error_field``; a failure sets
-    ``error_field`` and leaves any earlier ``field`` value untouched.
+    ``error_field`` and leaves any earlier ``field`` value untouched. A
+    record the database refuses (too large, ...) becomes that sample's
+    error; the rest of its chunk is still written.
     """
 
     def __init__(self, samples, field=contract.ATTRIBUTES_FIELD, error_field=contract.ATTRIBUTES_ERROR_FIELD,
@@ -85,14 +87,25 @@ class ChunkWriter:
 
     def flush(self):
         """Write what is buffered."""
-        if self._done:
-            self.dataset.set_values(self.field, self._done, key_field="id", dynamic=True)
-            self.dataset.set_values(self.error_field, {i: None for i in self._done}, key_field="id")
-            self.written += len(self._done)
-        if self._errors:
-            self.dataset.set_values(self.error_field, self._errors, key_field="id")
-            self.failed += len(self._errors)
+        done, errors = self._done, self._errors
         self._done, self._errors = {}, {}
+        try:
+            self._write(done)
+        except Exception:  # noqa: BLE001 - write one by one: only the refused records fail
+            for sample_id, document in done.items():
+                try:
+                    self._write({sample_id: document})
+                except Exception as exc:  # noqa: BLE001 - recorded on the sample
+                    errors[sample_id] = f"result could not be stored ({type(exc).__name__}: {str(exc)[:200]})"
+        if errors:
+            self.dataset.set_values(self.error_field, errors, key_field="id")
+            self.failed += len(errors)
+
+    def _write(self, done):
+        if done:
+            self.dataset.set_values(self.field, done, key_field="id", dynamic=True)
+            self.dataset.set_values(self.error_field, {i: None for i in done}, key_field="id")
+            self.written += len(done)
 
     def close(self):
         self.flush()

@@ -168,8 +168,10 @@ def load_hub_dataset(repo_id_or_dir, name=None, overwrite=False, persistent=True
 
     source = os.path.expanduser(str(repo_id_or_dir))
     if not os.path.isdir(source):
-        return fouh.load_from_hub(source, name=name, overwrite=overwrite, persistent=persistent,
-                                  max_samples=max_samples, token=token)
+        dataset = fouh.load_from_hub(source, name=name, overwrite=overwrite, persistent=persistent,
+                                     max_samples=max_samples, token=token)
+        # where load_from_hub puts a repo's files (fiftyone.utils.huggingface keeps them there)
+        return _keep_media_inside(dataset, os.path.join(fo.config.default_dataset_dir, "huggingface", "hub", source))
     config_path = os.path.join(source, "fiftyone.yml")
     if not os.path.exists(config_path):
         raise ValueError(f"{source!r} has no fiftyone.yml: not a folder written by push_to_hub / stage_for_hub")
@@ -178,8 +180,49 @@ def load_hub_dataset(repo_id_or_dir, name=None, overwrite=False, persistent=True
     if config.get("format") != "FiftyOneDataset":
         raise ValueError(f"{source!r} holds format {config.get('format')!r}; only 'FiftyOneDataset' folders load "
                          f"directly (use a hub repo id for other formats)")
-    return fo.Dataset.from_dir(source, dataset_type=fot.FiftyOneDataset, name=name or config.get("name"),
-                               overwrite=overwrite, persistent=persistent, max_samples=max_samples)
+    dataset = fo.Dataset.from_dir(source, dataset_type=fot.FiftyOneDataset, name=name or config.get("name"),
+                                  overwrite=overwrite, persistent=persistent, max_samples=max_samples)
+    return _keep_media_inside(dataset, source)
+
+
+def media_outside(samples, root):
+    """``(field, path)`` of every media path of ``samples`` (``filepath``, masks, heatmaps, other media
+    fields, frames included) that does not resolve to a file under ``root`` (``..``, absolute paths, links out).
+
+    Example::
+
+        media_outside(dataset, "/data/market-hub")     # [] when every file is inside the folder
+    """
+    root = os.path.realpath(root)
+    found = []
+    for frames in (False, True) if samples._has_frame_fields() else (False,):
+        prefix = samples._FRAMES_PREFIX if frames else ""
+        for field, key in samples._get_media_fields(frames=frames).items():
+            path = prefix + field + (f".{key}" if key else "")
+            for value in _flatten(samples.values(path)):
+                real = os.path.realpath(os.path.join(root, str(value)))
+                if os.path.commonpath([root, real]) != root:
+                    found.append((path, str(value)))
+    return found
+
+
+def _flatten(values):
+    if isinstance(values, (list, tuple)):
+        for value in values:
+            yield from _flatten(value)
+    elif values is not None:
+        yield values
+
+
+def _keep_media_inside(dataset, root):
+    """``dataset`` if all its media lie under ``root``; else delete it (just created) and raise, naming samples."""
+    outside = media_outside(dataset, root)
+    if not outside:
+        return dataset
+    dataset.delete()
+    examples = "; ".join(f"{field} {path!r}" for field, path in outside[:5])
+    raise ValueError(f"refused to load {root!r}: {len(outside)} media path(s) point outside the folder ({examples}). "
+                     "A loaded dataset may only reference files inside its folder; nothing was loaded")
 
 
 def _check_dataset(dataset):

@@ -34,6 +34,8 @@ GT_BBOX_FOLDER = "gt_bbox"
 GT_BBOX_TAG = "gt_bbox"
 NAME_PATTERN = re.compile(r"^(-?\d+)_c(\d+)s(\d+)_(\d+)_(\d+)\.(jpg|jpeg|png)$", re.IGNORECASE)
 NAME_EXAMPLE = "0002_c1s1_000451_03.jpg"
+#: Largest number a name may hold: MongoDB stores integers in 64 bits.
+MAX_NAME_NUMBER = 2 ** 63 - 1
 #: Files Market-1501 ships beside the crops that are not crops.
 IGNORED_FILES = {"thumbs.db", "desktop.ini"}
 #: Market-1501's 27 attribute keys, in the order of the annotation file.
@@ -61,7 +63,7 @@ class MarketName:
 
 
 def parse_market_name(filename):
-    """Parse ``PPPP_cCsS_FFFFFF_NN.jpg``; None when the name does not follow it.
+    """Parse ``PPPP_cCsS_FFFFFF_NN.jpg``; None when the name does not follow it (or a number overflows 64 bits).
 
     Example::
 
@@ -71,8 +73,10 @@ def parse_market_name(filename):
     match = NAME_PATTERN.match(os.path.basename(filename))
     if match is None:
         return None
-    pid, cam, seq, frame, box = (int(g) for g in match.groups()[:5])
-    return MarketName(pid, cam, seq, frame, box)
+    numbers = [int(g) for g in match.groups()[:5]]
+    if any(abs(n) > MAX_NAME_NUMBER for n in numbers):
+        return None
+    return MarketName(*numbers)
 
 
 @dataclasses.dataclass
@@ -113,10 +117,9 @@ def scan_market_folder(root, include_gt_bbox=False):
         raise MarketFormatError(f"Market-1501 folder {root!r} does not exist")
     missing = [sub for sub in expected if not os.path.isdir(os.path.join(root, sub))]
     if missing:
-        found = sorted(e for e in os.listdir(root) if os.path.isdir(os.path.join(root, e)))
         raise MarketFormatError(
             f"{root!r} is not a Market-1501 folder: missing sub-folder(s) {missing}. Expected {expected} "
-            f"(optional {GT_BBOX_FOLDER!r}); found {found or 'no sub-folders'}"
+            f"(optional {GT_BBOX_FOLDER!r})"
         )
     entries, bad = [], []
     for sub in expected:
@@ -132,7 +135,7 @@ def scan_market_folder(root, include_gt_bbox=False):
     if bad:
         raise MarketFormatError(
             f"{len(bad)} file(s) in {root!r} are not named like Market-1501 crops "
-            f"(PPPP_cCsS_FFFFFF_NN.jpg, e.g. {NAME_EXAMPLE!r}; junk is '-1_...'): {bad[:5]}"
+            f"(PPPP_cCsS_FFFFFF_NN.jpg, e.g. {NAME_EXAMPLE!r}, numbers below 2**63; junk is '-1_...'): {bad[:5]}"
         )
     if not entries:
         raise MarketFormatError(f"{root!r} has the Market-1501 sub-folders {expected} but no crops in them")

@@ -2,7 +2,9 @@
 
 Weights come from a file (``.pt``, ``.onnx``, or a ``.yaml`` config for
 random weights) or an Ultralytics name such as ``yolo26n.pt`` (downloaded by
-Ultralytics when online). Ultralytics' offline switches are applied for
+Ultralytics when online). Every file is loaded with Ultralytics' restricted
+loader (:func:`load_yolo`): a detector path typed into a form must not be a
+way to run code on the App server or a worker. Ultralytics' offline switches are applied for
 local files, and the torch thread count it changes on first predict is put
 back, so other models keep their speed.
 
@@ -18,6 +20,7 @@ from __future__ import annotations
 import contextlib
 import os
 import tempfile
+import threading
 
 import numpy as np
 
@@ -27,6 +30,9 @@ from .images import to_rgb_array
 
 
 _OFFLINE_SET_HERE = False
+_SAFE_LOAD_LOCK = threading.Lock()
+ACCEPTED_FILES = ("a .pt checkpoint (unpickled with torch.load(weights_only=True) against Ultralytics' allow-list "
+                  "of model classes), an .onnx graph, or a .yaml model config (random weights)")
 
 
 def apply_ultralytics_offline_switches(offline=True):
@@ -45,6 +51,9 @@ def apply_ultralytics_offline_switches(offline=True):
     elif not offline and _OFFLINE_SET_HERE:
         os.environ.pop("YOLO_OFFLINE", None)
         _OFFLINE_SET_HERE = False
+_SAFE_LOAD_LOCK = threading.Lock()
+ACCEPTED_FILES = ("a .pt checkpoint (unpickled with torch.load(weights_only=True) against Ultralytics' allow-list "
+                  "of model classes), an .onnx graph, or a .yaml model config (random weights)")
 
 
 @contextlib.contextmanager
@@ -58,6 +67,37 @@ def preserve_torch_threads():
     finally:
         if torch.get_num_threads() != threads:
             torch.set_num_threads(threads)
+
+
+def load_yolo(weights, task="detect"):
+    """An Ultralytics ``YOLO`` loaded from ``weights`` with Ultralytics' restricted (safe) loading switched on.
+
+    A ``.pt`` file is unpickled with ``torch.load(weights_only=True)`` against
+    Ultralytics' allow-list of model classes and a ``.yaml`` config is built
+    without ``eval``, so a crafted file raises instead of running its code.
+    Raises :class:`ModelLoadError` where this Ultralytics / torch has no such
+    mode (then only ``.onnx`` loads).
+
+    Example::
+
+        yolo = load_yolo("/models/yolo26n.pt")
+    """
+    import torch
+    from ultralytics import YOLO
+    from ultralytics.nn import tasks
+
+    weights = str(weights)
+    safe_mode = hasattr(tasks, "SAFE_LOAD") and hasattr(torch.serialization, "get_unsafe_globals_in_checkpoint")
+    if not safe_mode and not weights.lower().endswith(".onnx"):
+        raise ModelLoadError(f"person detector: this Ultralytics / torch cannot load {weights!r} safely (no restricted "
+                             f"loading; needs torch >= 2.6 and a current ultralytics); pass an .onnx file")
+    with _SAFE_LOAD_LOCK:  # the switch is process-wide: no load may see it half set
+        previous, tasks.SAFE_LOAD = getattr(tasks, "SAFE_LOAD", False), True
+        try:
+            with preserve_torch_threads():
+                return YOLO(weights, task=task)
+        finally:
+            tasks.SAFE_LOAD = previous
 
 
 class PersonDetector:
@@ -110,18 +150,20 @@ def load_detector(weights=defaults.DETECTOR_MODEL, confidence=defaults.DETECTOR_
     weights = str(weights)
     local = os.path.exists(weights)
     apply_ultralytics_offline_switches(offline=local)
+    if os.path.splitext(weights)[1].lower() not in defaults.DETECTOR_FILE_TYPES:
+        raise ModelLoadError(f"person detector: {weights!r} is not an accepted detector file; pass {ACCEPTED_FILES}, "
+                             f"or an Ultralytics model name such as {defaults.DETECTOR_MODEL!r}")
     if not local and (os.sep in weights or weights.endswith(".onnx")):
-        raise ModelLoadError(f"person detector: no file at {weights!r}; pass a .pt/.onnx/.yaml file or an "
+        raise ModelLoadError(f"person detector: no file at {weights!r}; pass {ACCEPTED_FILES}, or an "
                              f"Ultralytics model name such as {defaults.DETECTOR_MODEL!r}")
-    from ultralytics import YOLO
-
     device = resolve_device(device)
     try:
-        with preserve_torch_threads():
-            yolo = YOLO(weights, task="detect")
+        yolo = load_yolo(weights)
+    except ModelLoadError:
+        raise
     except Exception as e:  # noqa: BLE001 - re-raised with the fix
         raise ModelLoadError(
-            f"person detector: could not load {weights!r} ({e}). Without network access pass a local "
-            f"weights file; names like {defaults.DETECTOR_MODEL!r} are downloaded by Ultralytics."
+            f"person detector: could not load {weights!r} ({e}). Accepted: {ACCEPTED_FILES}. Without network "
+            f"access pass a local file; names like {defaults.DETECTOR_MODEL!r} are downloaded by Ultralytics."
         ) from e
     return PersonDetector(yolo, weights, confidence, image_size, device, person_class)

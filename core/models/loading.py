@@ -52,7 +52,8 @@ def load_pretrained(auto_class, name_or_path, model_types, role):
         config = AutoConfig.from_pretrained(text)
     except Exception as e:  # noqa: BLE001 - re-raised with the fix
         if os.path.isdir(text):
-            hint = f"the folder has no usable config.json (found: {sorted(os.listdir(text))[:10]})"
+            hint = ("the folder is not a saved model: expected a folder made by save_pretrained, with a "
+                    "config.json and its weights")
         elif _offline():
             hint = ("offline mode is on (HF_HUB_OFFLINE / TRANSFORMERS_OFFLINE) and the model is not in "
                     "the local Hugging Face cache: download it once with network access, or pass a local folder")

@@ -36,7 +36,7 @@ import warnings
 import numpy as np
 
 from .. import defaults
-from .detector import PersonDetector, load_detector, preserve_torch_threads
+from .detector import PersonDetector, load_detector, load_yolo, preserve_torch_threads
 from .embedding import in_batches
 from .matcher import ImageTextMatcher
 
@@ -97,12 +97,10 @@ def export_detector(detector, folder=None):
     target = os.path.join(cache_dir(folder), f"detector-{_hash_file(source)}-{detector.image_size}")
     onnx_path = os.path.join(target, "model.onnx")
     if not os.path.exists(onnx_path):
-        from ultralytics import YOLO
-
         os.makedirs(target, exist_ok=True)
         copy = shutil.copy(source, os.path.join(target, "model" + os.path.splitext(source)[1]))
         with preserve_torch_threads():
-            exported = YOLO(copy, task="detect").export(format="onnx", imgsz=detector.image_size, dynamic=True,
+            exported = load_yolo(copy).export(format="onnx", imgsz=detector.image_size, dynamic=True,
                                                         simplify=False, opset=defaults.ONNX_OPSET, device="cpu")
         if os.path.abspath(exported) != onnx_path:
             shutil.move(exported, onnx_path)

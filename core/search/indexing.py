@@ -116,12 +116,19 @@ def _boxes_from_detections(detections, width, height):
     return np.asarray(rows, dtype=np.float32).reshape(-1, 5)
 
 
+def _given_boxes(detections, width, height):
+    """Boxes of a user's detections field as :func:`_boxes_from_detections`, minus NaN / infinite ones; and their count."""
+    from .tracking import finite_boxes
+
+    return finite_boxes(_boxes_from_detections(detections, width, height))
+
+
 def _index_images(samples, match, find, detections_field, persons_field, previous, batch_size, checkpoint,
                   on_progress):
     import fiftyone.core.labels as fol
 
     from ..models.images import read_rgb_array
-    from .tracking import clip_box
+    from .tracking import clip_box, skipped_boxes_note
 
     fields = ["id", "filepath", persons_field] + ([detections_field] if detections_field else [])
     fields = [f for f in fields if f == "id" or f == "filepath" or samples.has_field(f)]
@@ -153,10 +160,11 @@ def _index_images(samples, match, find, detections_field, persons_field, previou
         crops, owners = [], []
         for i, image, kept in todo:
             height, width = image.shape[:2]
+            skipped = 0
             if kept is not None:  # written by an interrupted run: re-embed its persons, do not re-detect
                 boxes = _boxes_from_detections(fol.Detections(detections=kept), width, height)
             elif given is not None:
-                boxes = _boxes_from_detections(given[i], width, height)
+                boxes, skipped = _given_boxes(given[i], width, height)
             else:
                 boxes = found[i]
             dets = []
@@ -169,7 +177,7 @@ def _index_images(samples, match, find, detections_field, persons_field, previou
                 owners.append(ids[i])
                 dets.append(kept[j] if kept is not None else person_detection(box, width, height, row[4]))
             persons_out[ids[i]] = fol.Detections(detections=dets)
-            errors[ids[i]] = None
+            errors[ids[i]] = skipped_boxes_note(skipped, detections_field)
         vectors = match.embed_images(crops) if crops else np.zeros((0, match.embedding_dim), np.float32)
         for i, image, kept in todo:
             sid = ids[i]
@@ -188,7 +196,7 @@ def _index_images(samples, match, find, detections_field, persons_field, previou
 
 def _index_videos(samples, match, find, detections_field, persons_field, previous, detect_every,
                   refresh_frames, refresh_iou, tracker, batch_size, checkpoint, on_progress):
-    from .tracking import track_video
+    from .tracking import skipped_boxes_note, track_video
 
     dataset = samples._root_dataset
     frame_path = "frames." + persons_field
@@ -214,10 +222,15 @@ def _index_videos(samples, match, find, detections_field, persons_field, previou
         if detections_field:
             numbers, labels = dataset.select(sid).values(["frames.frame_number", "frames." + detections_field])
             given = dict(zip(numbers[0], labels[0]))
+            skipped = [0]
 
-            def detect(numbers, frames, given=given):
-                return [_boxes_from_detections(given.get(n), f.shape[1], f.shape[0]) for n, f in zip(numbers, frames)]
+            def detect(numbers, frames, given=given, skipped=skipped):
+                out = [_given_boxes(given.get(n), f.shape[1], f.shape[0]) for n, f in zip(numbers, frames)]
+                skipped[0] += sum(n for _, n in out)
+                return [boxes for boxes, _ in out]
         else:
+            skipped = [0]
+
             def detect(numbers, frames):
                 return find().detect(frames, batch_size=batch_size, bgr=True)
 
@@ -234,7 +247,7 @@ def _index_videos(samples, match, find, detections_field, persons_field, previou
             errors[sid] = f"cannot read video: {e}"
             continue
         embeddings.update(write_video_persons(dataset, sid, tracks, persons_field))
-        errors[sid] = None
+        errors[sid] = skipped_boxes_note(skipped[0], detections_field)
         track_count = len(tracks.track_frames())
         write_sample_values(samples, {contract.PERSON_TRACKS_FIELD: {sid: track_count}})  # marks the video as processed
         checkpoint(embeddings)

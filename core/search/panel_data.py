@@ -66,9 +66,11 @@ def run_query(samples, query, brain_key, k=defaults.TOP_K, threshold=defaults.MA
         result = run_query(dataset, "a man with a black backpack", "person_index", k=5, threshold=0.1)
     """
     from .query import rank_persons
+    from .validation import check_threshold
 
     if k is None or not 1 <= int(k) <= defaults.PANEL_MAX_K:
         raise ValueError(f"k must be an integer in [1, {defaults.PANEL_MAX_K}], got {k!r}")
+    check_threshold(threshold, "cosine")  # NaN and out-of-range values would match no one, silently
     everyone = rank_persons(samples, query, brain_key=brain_key, k=None)
     histogram = score_histogram([r["similarity"] for r in everyone], threshold, bins)
     rows = [dict(r, rank=i + 1, match=r["similarity"] >= threshold) for i, r in enumerate(everyone[:int(k)])]

@@ -69,6 +69,23 @@ def shape_iou(a, b):
     return iou([0, 0, wa, ha], [0, 0, wb, hb]) if min(wa, ha, wb, hb) > 0 else 0.0
 
 
+def finite_boxes(boxes):
+    """``(n, 5)`` pixel boxes without the rows holding NaN or infinity, and how many rows were dropped.
+
+    Example::
+
+        kept, dropped = finite_boxes([[0, 0, 5, 5, 0.9], [float("nan"), 0, 5, 5, 0.9]])   # 1 row kept, 1 dropped
+    """
+    boxes = np.asarray(boxes, dtype=np.float32).reshape(-1, 5)
+    ok = np.isfinite(boxes).all(axis=1)
+    return boxes[ok], int(len(boxes) - ok.sum())
+
+
+def skipped_boxes_note(count, field):
+    """The sample's ``person_search_error`` text when ``count`` boxes of ``field`` were skipped, else None."""
+    return f"skipped {count} box(es) of {field!r} with NaN or infinite values" if count else None
+
+
 def clip_box(box, width, height):
     """``[x1, y1, x2, y2]`` clipped to the image, rounded to whole pixels; None if no area is left."""
     x1, y1 = max(0, int(np.floor(box[0]))), max(0, int(np.floor(box[1])))

@@ -55,8 +55,14 @@ def check_threshold(threshold, threshold_type):
 
 
 def check_query(query):
+    """Raise unless ``query`` is non-empty text that encodes as UTF-8 (no lone surrogates), as tokenizers need."""
     if not isinstance(query, str) or not query.strip():
         raise ValueError(f"the search text must be a non-empty string, got {query!r}")
+    try:
+        query.encode("utf-8")
+    except UnicodeEncodeError as e:
+        raise ValueError(f"the search text holds {query[e.start:e.end]!r} at position {e.start}, which is not a "
+                         "character (a lone UTF-16 surrogate); type the text again or paste it as plain text") from None
 
 
 def detections_path(samples, field):

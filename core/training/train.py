@@ -2,10 +2,14 @@
 
 ``accelerate`` places the model, runs mixed precision on a GPU and, under
 ``accelerate launch``, data-parallel training on several GPUs or machines;
-this file has no distributed code of its own. Each epoch ends with a full
-checkpoint (``accelerator.save_state``) and a validation mAP; a new call
-with the same ``output_dir`` resumes after the last finished epoch and,
-with the same seed, ends with the same weights as an uninterrupted run.
+this file has no distributed code of its own. Each epoch ends with a
+validation mAP and a full checkpoint: ``accelerator.save_state`` (weights,
+optimizer, scheduler, sampler and every RNG), the loop's own state (history,
+best epoch, early-stop counter) and, when the epoch is the best so far, its
+weights, all written to ``epoch-N.partial`` and renamed to ``epoch-N`` in one
+step. A new call with the same ``output_dir`` resumes after the last complete
+checkpoint (a half-written one is ignored) and, with the same seed, ends with
+the same weights as an uninterrupted run, wherever the first one was killed.
 
 Example::
 
@@ -34,6 +38,7 @@ logger = logging.getLogger(__name__)
 MODES = defaults.TRAIN_MODES
 MIXED_PRECISION = ("auto", "no", "fp16", "bf16")
 _STATE = "training_state.json"
+_BEST = "best.pt"
 
 
 @dataclasses.dataclass
@@ -137,9 +142,19 @@ def _mixed_precision(choice, device):
 
 
 def _checkpoints(output_dir):
+    """The checkpoint folder and its complete epoch checkpoints, oldest first (half-written ones are skipped)."""
     folder = os.path.join(output_dir, "checkpoints")
-    done = [d for d in os.listdir(folder) if d.startswith("epoch-")] if os.path.isdir(folder) else []
+    names = os.listdir(folder) if os.path.isdir(folder) else []
+    done = [d for d in names if d.startswith("epoch-") and d.split("-", 1)[1].isdigit()
+            and os.path.isfile(os.path.join(folder, d, _STATE))]
     return folder, sorted(done, key=lambda d: int(d.split("-")[1]))
+
+
+def _promote_best(checkpoint, best_path):
+    """Move a committed checkpoint's best weights to ``best_path`` (atomic; a no-op once done)."""
+    staged = os.path.join(checkpoint, _BEST)
+    if os.path.exists(staged):
+        os.replace(staged, best_path)
 
 
 def _add_lora(model, config):
@@ -220,9 +235,10 @@ def train_matcher(train_items, val_items, output_dir, config=None, on_progress=N
 
     os.makedirs(output_dir, exist_ok=True)
     ckpt_root, done = _checkpoints(output_dir)
+    best_path = os.path.join(ckpt_root, _BEST)
     state = dict(config=dataclasses.asdict(config), history=[], best_epoch=None, best_map=-1.0)
     if done:
-        with open(os.path.join(output_dir, _STATE)) as f:
+        with open(os.path.join(ckpt_root, done[-1], _STATE)) as f:
             saved = json.load(f)
         changed = {k for k in saved["config"] if k not in ("epochs", "patience", "report_to")
                    and saved["config"][k] != state["config"].get(k)}
@@ -231,11 +247,12 @@ def train_matcher(train_items, val_items, output_dir, config=None, on_progress=N
                              "resume with the same settings or use a new output_dir")
         state.update(history=saved["history"], best_epoch=saved["best_epoch"], best_map=saved["best_map"])
         accelerator.load_state(os.path.join(ckpt_root, done[-1]))
+        if accelerator.is_main_process:
+            _promote_best(os.path.join(ckpt_root, done[-1]), best_path)  # killed between commit and promotion
         logger.info("resuming after %s", done[-1])
     start = len(state["history"])
     unwrapped = accelerator.unwrap_model(model)
     eval_matcher = ImageTextMatcher(unwrapped, matcher.processor, config.base_model, accelerator.device)
-    best_path = os.path.join(ckpt_root, "best.pt")
     stopped_early = _patience_exhausted(state, config)
 
     for epoch in range(start, config.epochs):
@@ -260,12 +277,9 @@ def train_matcher(train_items, val_items, output_dir, config=None, on_progress=N
         if improved:
             state.update(best_epoch=epoch + 1, best_map=record.get("val_mAP", 0.0))
         state["history"].append(record)
-        accelerator.save_state(os.path.join(ckpt_root, f"epoch-{epoch + 1}"))
+        _save_checkpoint(accelerator, ckpt_root, epoch + 1, state, _trainable_state(unwrapped) if improved else None)
         if accelerator.is_main_process:
-            if improved:
-                torch.save(_trainable_state(unwrapped), best_path)
-            with open(os.path.join(output_dir, _STATE), "w") as f:
-                json.dump(state, f, indent=2)
+            _promote_best(os.path.join(ckpt_root, f"epoch-{epoch + 1}"), best_path)
             _drop_old_checkpoints(ckpt_root, keep=epoch + 1)
             if on_epoch is not None:
                 on_epoch(list(state["history"]))
@@ -330,8 +344,34 @@ def _patience_exhausted(state, config):
     return state["history"][-1]["epoch"] - state["best_epoch"] >= config.patience
 
 
+def _save_checkpoint(accelerator, ckpt_root, epoch, state, best_weights):
+    """Write epoch ``epoch``'s checkpoint to ``epoch-N.partial``, then rename it to ``epoch-N`` (atomic).
+
+    The loop's state file is written last, so a folder without it is never
+    taken for a finished checkpoint; ``best_weights`` (the epoch is the best
+    so far) travel inside it and are promoted to ``best.pt`` after the rename.
+    """
+    import torch
+
+    final = os.path.join(ckpt_root, f"epoch-{epoch}")
+    partial = final + ".partial"
+    if accelerator.is_main_process:
+        shutil.rmtree(partial, ignore_errors=True)
+    accelerator.wait_for_everyone()
+    accelerator.save_state(partial)
+    accelerator.wait_for_everyone()  # every process wrote its RNG state
+    if accelerator.is_main_process:
+        if best_weights is not None:
+            torch.save(best_weights, os.path.join(partial, _BEST))
+        with open(os.path.join(partial, _STATE), "w") as f:
+            json.dump(state, f, indent=2)
+        shutil.rmtree(final, ignore_errors=True)  # an incomplete folder of that name (no state file)
+        os.replace(partial, final)
+    accelerator.wait_for_everyone()
+
+
 def _drop_old_checkpoints(ckpt_root, keep):
     """Keep the newest epoch checkpoint only (they hold optimizer state; ``best.pt`` holds the best weights)."""
     for name in os.listdir(ckpt_root):
-        if name.startswith("epoch-") and int(name.split("-")[1]) != keep:
+        if name.startswith("epoch-") and name != f"epoch-{keep}":
             shutil.rmtree(os.path.join(ckpt_root, name), ignore_errors=True)
