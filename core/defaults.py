@@ -55,9 +55,9 @@ TRACKERS = ("bytetrack", "botsort")
 THRESHOLD_TYPES = ("cosine", "probability")
 #: The same cut given as SigLIP's calibrated probability sigmoid(scale * cos + bias).
 MATCH_PROBABILITY = 0.1
-#: Colours of exported drawings: matches, and every other person.
-EXPORT_MATCH_COLOR = "#ff0000"
-EXPORT_OTHER_COLOR = "#b0b0b0"
+#: Colours of matches and of every other person: in exported drawings and in the App (saved color scheme).
+MATCH_COLOR = "#ff0000"
+OTHER_PERSON_COLOR = "#b0b0b0"
 
 # --- curation: Market-1501, hub, near-duplicates (issue 4) -------------------
 #: Seed of the validation split carved out of train by identity.
@@ -185,3 +185,7 @@ PANEL_CROP_HEIGHT = 128
 PANEL_CROP_QUALITY = 85
 #: Bins of the score histogram.
 PANEL_HISTOGRAM_BINS = 30
+#: Delegated indexing jobs the panel reports (newest first), so a scheduled or failed job is never invisible.
+PANEL_RECENT_JOBS = 2
+#: Decimals the panel shows for scores and the threshold slider.
+PANEL_SCORE_DECIMALS = 3
