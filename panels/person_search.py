@@ -92,11 +92,12 @@ class PersonSearchPanel(foo.Panel):
         ctx.panel.data.set({"histogram": _histogram_traces(result["histogram"]),
                             "results": {_card(row["rank"]): {"crop": row["crop"], "caption": _caption(row)}
                                         for row in result["rows"]}})
-        # the labels changed in the database; new score fields (first search) need the schema reloaded
+        # the labels changed in the database; the first search also added score fields and match colours
         if had_labels:
             ctx.ops.reload_samples()
         else:
             ctx.ops.reload_dataset()
+            ctx.trigger("reset_color_scheme")  # the App's scheme becomes the dataset's saved one (match colours)
 
     def on_recent(self, ctx):
         ctx.panel.state.set("form.query", ctx.params["query"])
@@ -120,7 +121,7 @@ class PersonSearchPanel(foo.Panel):
         row = self._rows(ctx)[rank - 1]
         field = self._patches_field(ctx)
         view = panel_data.result_view(ctx.dataset, row, field)
-        ctx.ops.set_active_fields(_shown_fields(row, field))  # only our boxes, not the source field under them
+        ctx.ops.set_active_fields(_shown_fields(row, field))  # the grid draws our boxes, not the source under them
         if _same_view(view, ctx.view):
             self._open(ctx, row, field)
         else:
@@ -142,6 +143,7 @@ class PersonSearchPanel(foo.Panel):
         else:
             clip = ctx.view.first()
             ctx.ops.open_sample(id=clip.id)
+        ctx.ops.set_active_fields(_shown_fields(row, field))  # now for the sample modal
             first, last = clip.support
             ctx.ops.notify(f"Track {row['track_id']} of {_file(row)}: frames {first}-{last}")
 
