@@ -169,7 +169,7 @@ class PersonFinderOperator(foo.Operator):
             if self.reloads_dataset:
                 ctx.ops.reload_dataset()
             if message:
-                ctx.ops.notify(message, variant="success")
+                ctx.ops.notify(_plain(message), variant="success")
         return result
 
     def run(self, ctx, **params):
@@ -185,6 +185,11 @@ class PersonFinderOperator(foo.Operator):
         outputs = types.Object()
         outputs.str("message", label="Result", view=types.MarkdownView(read_only=True))
         return types.Property(outputs)
+
+
+def _plain(markdown):
+    """A result line without markdown marks, for the App's toast (which shows them raw)."""
+    return markdown.replace("`", "").replace("*", "")
 
 
 def scheduling_available():

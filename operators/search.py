@@ -93,11 +93,11 @@ class SearchPersons(PersonFinderOperator):
     )
 
     def run(self, ctx, query, **params):
-        from ..core.search import search_persons
+        from ..core.search import saved_color_scheme, search_persons
 
         view = search_persons(ctx.target_view(), query, on_progress=progress_reporter(ctx), **params)
         ctx.ops.reload_dataset()  # the score fields are new to the App's schema (sidebar filters)
-        ctx.trigger("reset_color_scheme")  # the App's scheme becomes the dataset's saved one (match colours)
+        ctx.trigger("set_color_scheme", params=saved_color_scheme(ctx.dataset))  # match colours now
         ctx.ops.set_view(view)
         best = view.first()[contract.SAMPLE_SIMILARITY_FIELD] if len(view) else None
         return {"samples": len(view), "best_similarity": best, "query": query, **params}

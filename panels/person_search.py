@@ -70,7 +70,7 @@ class PersonSearchPanel(foo.Panel):
         ctx.prompt(contract.PANEL_INDEX_OPERATOR, on_success=self.on_load)
 
     def on_search(self, ctx):
-        from ..core.search import last_search, panel_data
+        from ..core.search import last_search, panel_data, saved_color_scheme
 
         state = ctx.panel.state
         form = state.form or {}
@@ -92,12 +92,14 @@ class PersonSearchPanel(foo.Panel):
         ctx.panel.data.set({"histogram": _histogram_traces(result["histogram"]),
                             "results": {_card(row["rank"]): {"crop": row["crop"], "caption": _caption(row)}
                                         for row in result["rows"]}})
-        # the labels changed in the database; the first search also added score fields and match colours
+        # the labels changed in the database; the first search also added score fields and match colours.
+        # Only our boxes are drawn: boxes copied from a detections field sit exactly on their source's.
+        ctx.ops.set_active_fields(_active_fields(last_search(ctx.dataset)))
         if had_labels:
             ctx.ops.reload_samples()
         else:
             ctx.ops.reload_dataset()
-            ctx.trigger("reset_color_scheme")  # the App's scheme becomes the dataset's saved one (match colours)
+        ctx.trigger("set_color_scheme", params=saved_color_scheme(ctx.dataset))  # match colours, now
 
     def on_recent(self, ctx):
         ctx.panel.state.set("form.query", ctx.params["query"])
@@ -143,9 +145,9 @@ class PersonSearchPanel(foo.Panel):
         else:
             clip = ctx.view.first()
             ctx.ops.open_sample(id=clip.id)
-        ctx.ops.set_active_fields(_shown_fields(row, field))  # now for the sample modal
             first, last = clip.support
             ctx.ops.notify(f"Track {row['track_id']} of {_file(row)}: frames {first}-{last}")
+        ctx.ops.set_active_fields(_shown_fields(row, field))  # now for the sample modal
 
     def on_show_all(self, ctx):
         from ..core.search import panel_data
@@ -249,6 +251,12 @@ def _shown_fields(row, field):
     if row.get("frame_number") is None:
         return [field]
     return [f"frames.{field}", contract.VIDEO_MATCHES_FIELD]
+
+
+def _active_fields(record):
+    """The fields that show a search's people: its persons field (and for videos the matched spans)."""
+    labels = record["labels"]
+    return [labels, contract.VIDEO_MATCHES_FIELD] if labels.startswith("frames.") else [labels]
 
 
 def _labels_line(record):

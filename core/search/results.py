@@ -91,3 +91,16 @@ def style_matches(dataset, patches_field, video, match_color=defaults.MATCH_COLO
     scheme.fields = fields
     scheme.color_by = scheme.color_by or "value"
     dataset.app_config.color_scheme = scheme
+
+
+def saved_color_scheme(samples):
+    """The dataset's saved color scheme as the App's ``set_color_scheme`` operation takes it (``color_by``, ``fields``).
+
+    Example::
+
+        ctx.trigger("set_color_scheme", params=saved_color_scheme(dataset))
+    """
+    scheme = samples._root_dataset.app_config.color_scheme
+    if scheme is None:
+        return {}
+    return {"color_by": scheme.color_by, "fields": list(scheme.fields or [])}

@@ -90,17 +90,26 @@ def test_walk_with_a_python_session(scenes, tiny_siglip, artifacts_dir, test_roo
         page.get_by_role("option", name="ground_truth").click()
         page.wait_for_timeout(1_000)
         execute.click()
-        page.get_by_text("6 people in 3 of 3 images indexed").wait_for(timeout=SLOW_MS)
+        page.get_by_text("6 people in 3 of 3 images indexed").last.wait_for(timeout=SLOW_MS)
         steps.shot(page, "indexed")
         page.get_by_role("button", name="Close").click()
         query = panel.locator("input[type=string]").first
         query.wait_for()
-        before = _red_pixels(steps.shot(page, "panel-updated"))
+        steps.shot(page, "panel-updated")
+        # Known limit: the sample modal keeps the field schema of the page load (FiftyOne 1.22), so the new
+        # `persons` field shows there only after the browser reloads once; the grid and sidebar update at once.
+        page.reload()
+        page.wait_for_selector("[data-cy=new-panel-btn]", timeout=120_000)
+        panel = open_panel(page, "person_search")
+        query = panel.locator("input[type=string]").first
+        query.wait_for()
+        before = _red_pixels(steps.shot(page, "after-reload"))
 
         # panel query: ranked list, grid labelled by the same query, matches in their colour
         query.fill(QUERY)
         page.wait_for_timeout(1_500)  # the App debounces field edits into the panel state
         panel.get_by_role("button", name="Search", exact=True).click()
+        scenes.reload()  # the App process indexed it
         expected = rank_persons(scenes, QUERY, k=None)
         panel.locator(f'img[alt="rank {len(expected)}"]').wait_for(timeout=SLOW_MS)
         page.wait_for_timeout(3_000)
@@ -126,17 +135,15 @@ def test_walk_with_a_python_session(scenes, tiny_siglip, artifacts_dir, test_roo
         assert "Could not connect session" not in app.log()
         assert page.locator("[data-cy=entry-counts]").first.inner_text().startswith("1 sample")
         steps.shot(page, "image-result-20s-later")
-        page.keyboard.press("Escape")
+        page.mouse.click(5, 1290)  # the backdrop outside the modal closes it
         modal.wait_for(state="hidden")
 
         # threshold, recent query, show all
-        thumb = panel.locator("input[type=range]").first
-        thumb.focus()
-        for _ in range(5):
-            page.keyboard.press("ArrowLeft")
-        page.wait_for_function("() => document.body.innerText.includes('at or above 0.000')", timeout=60_000)
+        slider = panel.locator(".MuiSlider-root").first.bounding_box()
+        page.mouse.click(slider["x"] + slider["width"] / 2, slider["y"] + slider["height"] / 2)  # about 0.0
+        page.wait_for_function("() => /at or above -?0\\.0[0-2]0/.test(document.body.innerText)", timeout=60_000)
         steps.shot(page, "threshold")
-        assert last_search(scenes)["threshold"] == pytest.approx(0.0)
+        assert last_search(scenes)["threshold"] == pytest.approx(0.0, abs=0.02)  # the grid follows the slider
         panel.get_by_role("button", name=QUERY).click()
         page.wait_for_timeout(3_000)
         panel.get_by_role("button", name=f"Show all {len(expected)} results").click()
@@ -204,6 +211,7 @@ def test_walk_with_the_app_server_alone_and_a_worker(video, tiny_siglip, artifac
         page.wait_for_timeout(1_500)
         panel.get_by_role("button", name="Search", exact=True).click()
         panel.locator('img[alt="rank 1"]').wait_for(timeout=SLOW_MS)
+        video.reload()  # the worker indexed it
         best = rank_persons(video, QUERY, k=1)[0]
         assert f"track {best['track_id']}" in panel.inner_text()
         steps.shot(page, "video-query")
