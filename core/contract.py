@@ -63,6 +63,8 @@ VIDEO_MATCHES_FIELD = "person_matches"
 PERSON_TRACKS_FIELD = "person_tracks"
 PERSON_ERROR_FIELD = "person_search_error"
 PERSON_INDEX_KEY = "person_index"
+#: ``dataset.info`` key of the last search's record: the query, index and threshold behind the ``match`` labels.
+LAST_SEARCH_INFO = "person_finder_last_search"
 
 # --- run records ----------------------------------------------------------------------------------
 #: Where the FiftyOne run record of a generation / merge is stored.

@@ -55,11 +55,11 @@ TRACKERS = ("bytetrack", "botsort")
 THRESHOLD_TYPES = ("cosine", "probability")
 #: The same cut given as SigLIP's calibrated probability sigmoid(scale * cos + bias).
 MATCH_PROBABILITY = 0.1
-#: Colours of exported drawings: matches, and every other person.
-EXPORT_MATCH_COLOR = "#ff0000"
-EXPORT_OTHER_COLOR = "#b0b0b0"
+#: Colours of matches and of every other person: in exported drawings and in the App (saved color scheme).
+MATCH_COLOR = "#ff0000"
+OTHER_PERSON_COLOR = "#b0b0b0"
 
-# --- curation: Market-1501, hub, near-duplicates -------------------
+# --- curation: Market-1501, hub, near-duplicates --------------------------------
 #: Seed of the validation split carved out of train by identity.
 VAL_SPLIT_SEED = 0
 #: Samples added to the database per batch during a Market-1501 import.
@@ -179,6 +179,10 @@ PANEL_CROP_HEIGHT = 128
 PANEL_CROP_QUALITY = 85
 #: Bins of the score histogram.
 PANEL_HISTOGRAM_BINS = 30
+#: Delegated indexing jobs the panel reports (newest first), so a scheduled or failed job is never invisible.
+PANEL_RECENT_JOBS = 2
+#: Decimals the panel shows for scores and the threshold slider.
+PANEL_SCORE_DECIMALS = 3
 
 # --- runtime switches: which engine runs the models ------------------------------
 #: Inference runtime of the detector and the matcher's image tower: "torch" or "onnx" (ONNX Runtime).

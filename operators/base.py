@@ -27,8 +27,9 @@ import fiftyone.operators.types as types
 
 from ..core import defaults
 
-#: How an operator may run: "delegate" (both, delegated by default), "choose" (both, immediate by
-#: default), "immediate" (immediate only: quick operators).
+#: How an operator may run: "delegate" (both; the App form defaults to delegated where the App can schedule),
+#: "choose" (both, immediate by default), "immediate" (immediate only: quick operators). From the SDK every
+#: operator runs immediately unless ``delegate=True`` or ``request_delegation=True`` is passed.
 EXECUTION_MODES = ("delegate", "choose", "immediate")
 
 
@@ -105,13 +106,15 @@ class PersonFinderOperator(foo.Operator):
     Subclasses set ``name``, ``label``, ``description``, ``params`` and
     ``execution`` (one of :data:`EXECUTION_MODES`), implement
     ``run(ctx, **params)`` (one ``core`` call), and may add notices with
-    ``extend_form(ctx, inputs)``.
+    ``extend_form(ctx, inputs)`` and a readable result with ``summarize(ctx, result)``.
     """
 
     name = label = description = None
     params: tuple = ()
     execution = "delegate"
     targets_view = True
+    #: Whether a finished run reloads the App's dataset (it wrote fields or indexes the App shows).
+    reloads_dataset = True
 
     @property
     def config(self):
@@ -136,32 +139,93 @@ class PersonFinderOperator(foo.Operator):
 
     @property
     def _delegate_by_default(self):
-        return self.execution == "delegate"
+        """Delegated by default only where scheduling works: heavy operators on an App that can schedule."""
+        return self.execution == "delegate" and scheduling_available()
 
     def resolve_delegation(self, ctx):
+        """Delegate when asked (``delegate=True`` or ``request_delegation=True``), else run now.
+
+        FiftyOne's convention: the SDK (``foo.execute_operator``) runs
+        immediately unless delegation is requested, and the App form offers the
+        choice with its default (see :func:`scheduling_available`).
+        """
         if self.execution == "immediate":
             return False
-        return bool(ctx.params.get("delegate", self._delegate_by_default))
+        delegate = ctx.params.get("delegate")
+        if delegate is None:
+            return bool(ctx.requesting_delegated_execution)
+        return bool(delegate)
 
     def arguments(self, ctx):
         """``{name: value}`` of every declared parameter that applies, defaults filled in."""
         return {p.name: p.read(ctx.params) for p in self.params if p.applies(ctx)}
 
     def execute(self, ctx):
-        return self.run(ctx, **self.arguments(ctx))
+        result = self.run(ctx, **self.arguments(ctx))
+        message = self.summarize(ctx, result) if isinstance(result, dict) else None
+        if message:
+            result = {**result, "message": message}
+        if not ctx.delegated:  # a delegated job has no App to talk to; its result is kept on the job
+            if self.reloads_dataset:
+                ctx.ops.reload_dataset()
+            if message:
+                ctx.ops.notify(_plain(message), variant="success")
+        return result
 
     def run(self, ctx, **params):
         raise NotImplementedError
 
+    def summarize(self, ctx, result):
+        """Hook: one readable line for the result (shown in the App, kept on delegated jobs), or None."""
+        return None
+
+    def resolve_output(self, ctx):
+        if type(self).summarize is PersonFinderOperator.summarize:
+            return None
+        outputs = types.Object()
+        outputs.str("message", label="Result", view=types.MarkdownView(read_only=True))
+        return types.Property(outputs)
+
+
+def _plain(markdown):
+    """A result line without markdown marks, for the App's toast (which shows them raw)."""
+    return markdown.replace("`", "").replace("*", "")
+
+
+def scheduling_available():
+    """Whether this process can schedule delegated operations for ``fiftyone delegated launch`` workers.
+
+    Open-source FiftyOne schedules only with ``FIFTYONE_ALLOW_LEGACY_ORCHESTRATORS=true``
+    in the App server's environment; otherwise the App answers "Background
+    compute is not yet configured" and offers no way to run.
+
+    Example::
+
+        scheduling_available()   # False in a stock App
+    """
+    import fiftyone as fo
+
+    return bool(fo.config.allow_legacy_orchestrators)
+
+
+#: What the form says when delegation is ticked but this App cannot schedule.
+NO_SCHEDULING_WARNING = (
+    "This App cannot schedule jobs: start the App server and a `fiftyone delegated launch` worker with "
+    "FIFTYONE_ALLOW_LEGACY_ORCHESTRATORS=true. Untick \"Delegate execution?\" to bring back Execute and run it now.")
+
 
 def _add_execution_mode(ctx, inputs, delegate_by_default):
-    """Offer "run now" vs "delegate" in the form, with the operator's default."""
+    """Offer "run now" vs "delegate" in the form, with the operator's default and what each needs."""
     delegate = ctx.params.get("delegate", delegate_by_default)
     inputs.bool("delegate", default=delegate_by_default, label="Delegate execution?",
                 description="Queue the job for a `fiftyone delegated launch` worker instead of running it in the App",
                 view=types.CheckboxView())
-    if delegate:
-        inputs.view("notice", types.Notice(label="Run `fiftyone delegated launch` to start a worker for this job"))
+    if delegate and not scheduling_available():
+        inputs.view("no_scheduling", types.Warning(label="Scheduling is not configured",
+                                                   description=NO_SCHEDULING_WARNING))
+    elif delegate:
+        inputs.view("notice", types.Notice(label="Run `fiftyone delegated launch` to start a worker for this job; "
+                                                 "the Person search panel shows how it went"))
 
 
 def progress_reporter(ctx):

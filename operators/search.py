@@ -5,8 +5,20 @@ from __future__ import annotations
 from ..core import contract, defaults
 from .base import Param, PersonFinderOperator, backend_param, progress_reporter
 
-MATCHER_PARAM = Param("matcher", default=defaults.MATCHER_MODEL, label="Matcher",
-                      description="Hugging Face id or local folder of a SigLIP / SigLIP 2 / CLIP model")
+
+
+def _model_path_check(hub_ids):
+    def check(value):
+        from ..core.models.loading import missing_local_path
+
+        return missing_local_path(value, hub_ids=hub_ids)
+
+    return check
+
+
+MATCHER_PARAM = Param("matcher", default=defaults.MATCHER_MODEL, required=True, label="Matcher",
+                      description="Hugging Face id or local folder of a SigLIP / SigLIP 2 / CLIP model",
+                      check=_model_path_check(hub_ids=True))
 
 
 def _is_video(ctx):
@@ -35,7 +47,8 @@ class IndexPersons(PersonFinderOperator):
               description="Use these boxes instead of running the detector (left empty: run YOLO)"),
         Param("detector", default=defaults.DETECTOR_MODEL, label="Detector",
               description="Ultralytics weights name, or a .pt / .onnx / .yaml file (class person only; "
-                          ".pt is loaded with weights_only=True, so it cannot run code)"),
+                          ".pt is loaded with weights_only=True, so it cannot run code)",
+              check=_model_path_check(hub_ids=False)),
         Param("confidence", "float", default=defaults.DETECTOR_CONFIDENCE, min=0.0, max=1.0,
               label="Detector confidence"),
         Param("detect_every", "int", default=defaults.VIDEO_DETECT_EVERY, min=1, label="Detect every k-th frame",
@@ -56,6 +69,9 @@ class IndexPersons(PersonFinderOperator):
         from ..core.search import index_persons
 
         return index_persons(ctx.target_view(), on_progress=progress_reporter(ctx), **params)
+
+    def summarize(self, ctx, result):
+        return index_summary(result, video=_is_video(ctx))
 
 
 class SearchPersons(PersonFinderOperator):
@@ -78,12 +94,23 @@ class SearchPersons(PersonFinderOperator):
     )
 
     def run(self, ctx, query, **params):
-        from ..core.search import search_persons
+        from ..core.search import saved_color_scheme, search_persons
 
         view = search_persons(ctx.target_view(), query, on_progress=progress_reporter(ctx), **params)
+        ctx.ops.reload_dataset()  # the score fields are new to the App's schema (sidebar filters)
+        ctx.trigger("set_color_scheme", params=saved_color_scheme(ctx.dataset))  # match colours now
         ctx.ops.set_view(view)
         best = view.first()[contract.SAMPLE_SIMILARITY_FIELD] if len(view) else None
-        return {"samples": len(view), "best_similarity": best}
+        return {"samples": len(view), "best_similarity": best, "query": query, **params}
+
+    reloads_dataset = False  # run() reloads before it sets the sorted view
+
+    def summarize(self, ctx, result):
+        from ..core.search import last_search
+
+        record = last_search(ctx.dataset)
+        return f"{record['matches']} people labelled `{contract.MATCH_LABEL}` for *{result['query']}*" \
+               f" ({record['threshold_type']} >= {record['threshold']:g}); samples sorted best first" if record else None
 
 
 def _is_detections(dataset, field):
@@ -105,8 +132,7 @@ class BuildTextIndex(PersonFinderOperator):
     description = "Index images or person patches with SigLIP so they can be searched by text"
     params = (
         Param("brain_key", default=contract.PERSON_INDEX_KEY, required=True, label="Index name (brain key)"),
-        Param("matcher", default=defaults.MATCHER_MODEL, required=True, label="Matcher",
-              description="Hugging Face id or local folder of a SigLIP / SigLIP 2 / CLIP model"),
+        MATCHER_PARAM,
         Param("patches_field", "enum", choices=_patch_fields, label="Patches field",
               description="Index the boxes of this Detections field instead of whole images"),
         Param("batch_size", "int", default=defaults.MATCHER_BATCH_SIZE, min=1, label="Batch size"),
@@ -118,3 +144,26 @@ class BuildTextIndex(PersonFinderOperator):
 
         results = build_text_index(ctx.target_view(), on_progress=progress_reporter(ctx), **params)
         return {"brain_key": results.key, "indexed": int(results.index_size)}
+
+    def summarize(self, ctx, result):
+        return f"{result['indexed']} embeddings indexed in `{result['brain_key']}`"
+
+
+def index_summary(result, video):
+    """One line for an ``index_persons`` summary, e.g. "28 people in 8 of 8 images indexed (person_index)".
+
+    Example::
+
+        index_summary({"samples": 8, "processed": 8, "persons": 28, "tracks": 0, "errors": 0,
+                       "brain_key": "person_index"}, video=False)
+    """
+    media = "videos" if video else "images"
+    if not result["processed"]:
+        return f"Nothing to index: all {result['samples']} {media} were already indexed"
+    people = f"{result['tracks']} tracks ({result['persons']} boxes)" if video else f"{result['persons']} people"
+    line = f"{people} in {result['processed']} of {result['samples']} {media} indexed"
+    if result.get("brain_key"):
+        line += f" (index `{result['brain_key']}`)"
+    if result.get("errors"):
+        line += f"; {result['errors']} unreadable, see `{contract.PERSON_ERROR_FIELD}`"
+    return line

@@ -7,10 +7,13 @@ out as panel data.
 
 from __future__ import annotations
 
+import os
+
 import fiftyone.operators as foo
 import fiftyone.operators.types as types
 
 from ..core import contract, defaults
+from .session_compat import fill_label_type
 
 RESULT_COLUMNS = 4
 
@@ -31,21 +34,30 @@ class PersonSearchPanel(foo.Panel):
     # ------------------------------------------------------------------ events
 
     def on_load(self, ctx):
-        from ..core.search import panel_data
+        from ..core.jobs import recent_jobs
+        from ..core.search import last_search, panel_data
 
         indexes = panel_data.text_indexes(ctx.dataset)
         keys = [i["key"] for i in indexes]
         form = ctx.panel.state.form or {}
         brain_key = form.get("brain_key")
+        threshold = ctx.panel.state.threshold
+        record = last_search(ctx.dataset)
+        if threshold is None:
+            threshold = record["threshold"] if record and record["threshold_type"] == "cosine" else \
+                defaults.MATCH_THRESHOLD
         ctx.panel.state.set({
             "indexes": {i["key"]: i["patches_field"] for i in indexes},
             "form.brain_key": brain_key if brain_key in keys else (
                 contract.PERSON_INDEX_KEY if contract.PERSON_INDEX_KEY in keys else (keys or [None])[0]),
             "form.k": form.get("k") or defaults.TOP_K,
-            "threshold": defaults.MATCH_THRESHOLD if ctx.panel.state.threshold is None else ctx.panel.state.threshold,
+            "threshold": round(float(threshold), defaults.PANEL_SCORE_DECIMALS),
             "recent": panel_data.recent_queries(ctx.dataset),
+            "labels": _labels_line(record),
+            "jobs": [_job_line(job) for job in recent_jobs(ctx.dataset, contract.PANEL_INDEX_OPERATOR)],
             "summary": None,
             "error": None,
+            "pending": None,
         })
         ctx.panel.data.clear()
 
@@ -53,48 +65,89 @@ class PersonSearchPanel(foo.Panel):
         ctx.panel.state.clear()
         self.on_load(ctx)
 
+    def on_index(self, ctx):
+        """Open the index operator's form; when it ran (or was scheduled) the panel reloads itself."""
+        ctx.prompt(contract.PANEL_INDEX_OPERATOR, on_success=self.on_load)
+
     def on_search(self, ctx):
-        from ..core.search import panel_data
+        from ..core.search import last_search, panel_data, saved_color_scheme
 
         state = ctx.panel.state
         form = state.form or {}
+        had_labels = bool(state.labels)
         try:
             result = panel_data.run_query(ctx.dataset, form.get("query") or "", form.get("brain_key"),
-                                          k=int(form.get("k") or defaults.TOP_K), threshold=float(state.threshold))
+                                          k=_whole(form.get("k")), threshold=float(state.threshold), label=True)
         except ValueError as e:
             state.set({"error": str(e), "summary": None})
             ctx.panel.data.clear()
             return
         query = form["query"].strip()
         state.set({"recent": panel_data.remember_query(ctx.dataset, query), "error": None, "searched": query,
-                   "searched_key": form["brain_key"],
-                   "ranked": len(result["rows"]),
+                   "searched_key": form["brain_key"], "ranked": len(result["rows"]),
+                   "labels": _labels_line(last_search(ctx.dataset)),
                    "summary": f"**{result['above']}** of {result['total']} people score at or above "
-                              f"{float(state.threshold):.3f} for *{query}*"})
+                              f"{_score(state.threshold)} for *{query}*; they are labelled "
+                              f"`{contract.MATCH_LABEL}` in the grid"})
         ctx.panel.data.set({"histogram": _histogram_traces(result["histogram"]),
                             "results": {_card(row["rank"]): {"crop": row["crop"], "caption": _caption(row)}
                                         for row in result["rows"]}})
+        # the labels changed in the database; the first search also added score fields and match colours.
+        # Only our boxes are drawn: boxes copied from a detections field sit exactly on their source's.
+        ctx.ops.set_active_fields(_active_fields(last_search(ctx.dataset)))
+        if had_labels:
+            ctx.ops.reload_samples()
+        else:
+            ctx.ops.reload_dataset()
+        ctx.trigger("set_color_scheme", params=saved_color_scheme(ctx.dataset))  # match colours, now
 
     def on_recent(self, ctx):
         ctx.panel.state.set("form.query", ctx.params["query"])
         self.on_search(ctx)
 
     def on_threshold(self, ctx):
+        ctx.panel.state.threshold = round(float(ctx.panel.state.threshold), defaults.PANEL_SCORE_DECIMALS)
         if ctx.panel.state.summary:
             self.on_search(ctx)
 
     def on_open(self, ctx):
+        """Set the view of the clicked result; it is opened in :meth:`on_change_view`, once the App has that view.
+
+        Opening (or selecting in) a view the App has not loaded yet fails: a
+        clip's id does not exist before its clips view does ("sample not
+        found"), and the App clears selected labels when the view changes.
+        """
         from ..core.search import panel_data
 
-        row = self._rows(ctx)[int(ctx.params["rank"]) - 1]
+        rank = int(ctx.params["rank"])
+        row = self._rows(ctx)[rank - 1]
         field = self._patches_field(ctx)
         view = panel_data.result_view(ctx.dataset, row, field)
-        ctx.ops.set_view(view=view)
-        if row.get("frame_number") is None:
-            ctx.ops.open_sample(id=row["sample_id"])
-            ctx.ops.set_selected_labels([{"label_id": row["label_id"], "sample_id": row["sample_id"], "field": field}])
+        ctx.ops.set_active_fields(_shown_fields(row, field))  # the grid draws our boxes, not the source under them
+        if _same_view(view, ctx.view):
+            self._open(ctx, row, field)
         else:
-            ctx.ops.open_sample(id=view.first().id)
+            ctx.panel.state.pending = rank
+            ctx.ops.set_view(view=view)
+
+    def on_change_view(self, ctx):
+        pending = ctx.panel.state.pending
+        if pending:
+            ctx.panel.state.pending = None
+            self._open(ctx, self._rows(ctx)[int(pending) - 1], self._patches_field(ctx))
+
+    def _open(self, ctx, row, field):
+        if row.get("frame_number") is None:
+            fill_label_type()  # else a Python session resets the App 10 s later (FiftyOne 1.22 bug)
+            ctx.ops.open_sample(id=row["sample_id"])
+            ctx.ops.set_selected_labels([{"label_id": row["label_id"], "sample_id": row["sample_id"],
+                                          "field": field}])
+        else:
+            clip = ctx.view.first()
+            ctx.ops.open_sample(id=clip.id)
+            first, last = clip.support
+            ctx.ops.notify(f"Track {row['track_id']} of {_file(row)}: frames {first}-{last}")
+        ctx.ops.set_active_fields(_shown_fields(row, field))  # now for the sample modal
 
     def on_show_all(self, ctx):
         from ..core.search import panel_data
@@ -111,8 +164,9 @@ class PersonSearchPanel(foo.Panel):
                      "answers text queries. Index the people first (detection, tracking for videos, embedding).",
                      name="no_index")
             panel.btn("index", label="Index persons", icon="person_search", variant="contained",
-                      on_click=contract.PANEL_INDEX_OPERATOR, prompt=True)
+                      on_click=self.on_index)
             panel.btn("refresh", label="Refresh", on_click=self.on_load)
+            _jobs(panel, state)
             return types.Property(panel)
 
         form = panel.h_stack("form", align_y="center")
@@ -123,8 +177,9 @@ class PersonSearchPanel(foo.Panel):
         form.enum("brain_key", choices.values(), view=choices)
         form.int("k", label="k", min=1, max=defaults.PANEL_MAX_K, view=types.FieldView(space=1))
         form.btn("search", label="Search", icon="search", variant="contained", on_click=self.on_search)
-        panel.float("threshold", label="Threshold", min=-1.0, max=1.0,
-                    view=types.SliderView(min=-1.0, max=1.0, step=0.01), on_change=self.on_threshold)
+        panel.float("threshold", label="Threshold", min=-1.0, max=1.0, on_change=self.on_threshold,
+                    view=types.SliderView(min=-1.0, max=1.0, view_multiple_of=0.01, label="Threshold (cosine)",
+                                          value_precision=defaults.PANEL_SCORE_DECIMALS))
         if state.recent:
             recent = panel.h_stack("recent", label="Recent queries")
             for i, query in enumerate(state.recent):
@@ -132,12 +187,16 @@ class PersonSearchPanel(foo.Panel):
                            params={"query": query})
         if state.error:
             panel.view("error", types.Error(label=state.error))
+        if state.labels:
+            panel.md(state.labels, name="labels")
+        _jobs(panel, state)
         if not state.summary:
             return types.Property(panel)
 
         panel.md(state.summary, name="summary")
-        panel.plot("histogram", layout={"height": 220, "margin": {"t": 10, "b": 40, "l": 40, "r": 10},
-                                        "xaxis": {"title": "cosine similarity"}, "bargap": 0.05,
+        panel.plot("histogram", layout={"height": 220, "margin": {"t": 10, "b": 45, "l": 55, "r": 10},
+                                        "xaxis": {"title": {"text": "cosine similarity"}},
+                                        "yaxis": {"title": {"text": "people"}}, "bargap": 0.05,
                                         "shapes": [_threshold_line(state.threshold)], "showlegend": False},
                    config={"displayModeBar": False})
         panel.btn("show_all", label=f"Show all {state.ranked} results", icon="visibility", on_click=self.on_show_all)
@@ -165,10 +224,64 @@ def _card(rank):
 
 
 def _caption(row):
-    who = f"track {row['track_id']}" if row.get("frame_number") is not None else "person"
-    where = f"frame {row['frame_number']}" if row.get("frame_number") is not None else "image"
+    where = f"track {row['track_id']} · frame {row['frame_number']}" if row.get("frame_number") is not None \
+        else "person"
     prob = f" · p={row['probability']:.2f}" if row.get("probability") is not None else ""
-    return f"**#{row['rank']}** · {row['similarity']:.3f}{prob}  \n{who} · {where}  \nsample `{row['sample_id'][-6:]}`"
+    return f"**#{row['rank']}** · {_score(row['similarity'])}{prob}  \n{where}  \n`{_file(row)}`"
+
+
+def _file(row):
+    return os.path.basename(row["filepath"])
+
+
+def _score(value):
+    return f"{float(value):.{defaults.PANEL_SCORE_DECIMALS}f}"
+
+
+def _whole(value):
+    """The panel's k as an int when it is a whole number (the App may send 5.0), else as given (rejected later)."""
+    return int(value) if isinstance(value, float) and value.is_integer() else value
+
+
+def _same_view(a, b):
+    return a._serialize(include_uuids=False) == b._serialize(include_uuids=False)
+
+
+def _shown_fields(row, field):
+    if row.get("frame_number") is None:
+        return [field]
+    return [f"frames.{field}", contract.VIDEO_MATCHES_FIELD]
+
+
+def _active_fields(record):
+    """The fields that show a search's people: its persons field (and for videos the matched spans)."""
+    labels = record["labels"]
+    return [labels, contract.VIDEO_MATCHES_FIELD] if labels.startswith("frames.") else [labels]
+
+
+def _labels_line(record):
+    """Which search the dataset's ``match`` labels come from (the one source of truth), or None."""
+    if not record:
+        return None
+    cut = f"{record['threshold_type']} >= {record['threshold']:g}"
+    return (f"Grid labels: **{record['matches']}** of {record['people']} people are `{contract.MATCH_LABEL}` "
+            f"for *{record['query']}* ({cut}, index `{record['brain_key']}`, {record['at']})")
+
+
+def _job_line(job):
+    state = job["state"]
+    if state == "failed":
+        return f"Indexing job **failed** ({job['at']}): {job['error']}"
+    if state == "completed":
+        return f"Indexing job completed ({job['at']}): {job['message'] or 'done'}"
+    progress = f" {job['progress']:.0%}" if job.get("progress") is not None else ""
+    return f"Indexing job **{state}**{progress} ({job['at']}); press Refresh to update"
+
+
+def _jobs(panel, state):
+    for i, line in enumerate(state.jobs or []):
+        view = types.Error if "**failed**" in line else types.Notice
+        panel.view(f"job_{i}", view(label=line))
 
 
 def _histogram_traces(histogram):

@@ -70,3 +70,23 @@ def load_pretrained(auto_class, name_or_path, model_types, role):
     except Exception as e:  # noqa: BLE001 - re-raised with the fix
         raise ModelLoadError(f"{role}: {text!r} has a config but its weights did not load: {e}") from e
     return model, config
+
+
+def missing_local_path(name_or_path, hub_ids=True):
+    """Why ``name_or_path`` cannot work: it looks like a local path that does not exist; else None.
+
+    With ``hub_ids`` a bare ``org/name`` is a Hugging Face id (checked only
+    when loading); without, any ``/`` makes it a path (Ultralytics weights
+    names such as ``yolo26n.pt`` have none). Forms call this before a job is
+    scheduled, so a typo fails at once instead of in a worker.
+
+    Example::
+
+        missing_local_path("/models/nope")                   # "no such file or folder: /models/nope"
+        missing_local_path("google/siglip-base-patch16-224")  # None
+    """
+    text = str(name_or_path or "").strip()
+    local = _looks_local(text) if hub_ids else (os.sep in text or text.startswith((".", "~")))
+    if text and local and not os.path.exists(os.path.expanduser(text)):
+        return f"no such file or folder: {text}"
+    return None

@@ -17,6 +17,7 @@ Example::
 
 from .indexing import index_persons
 from .query import rank_persons, search_persons
+from .results import last_search, saved_color_scheme
 from .validation import check_threshold, detections_fields
 
-__all__ = ["index_persons", "search_persons", "rank_persons", "check_threshold", "detections_fields"]
+__all__ = ["index_persons", "search_persons", "rank_persons", "last_search", "saved_color_scheme", "check_threshold", "detections_fields"]

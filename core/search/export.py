@@ -17,8 +17,8 @@ from .. import contract, defaults
 from ..progress import fiftyone_progress
 
 
-def export_results(samples, output_dir, persons_field=contract.PERSONS_FIELD, match_color=defaults.EXPORT_MATCH_COLOR,
-                   other_color=defaults.EXPORT_OTHER_COLOR, on_progress=None):
+def export_results(samples, output_dir, persons_field=contract.PERSONS_FIELD, match_color=defaults.MATCH_COLOR,
+                   other_color=defaults.OTHER_PERSON_COLOR, on_progress=None):
     """Render ``persons`` (after a search) onto copies of the media in ``output_dir``; returns the paths.
 
     The originals are never modified; the box title shows the similarity.

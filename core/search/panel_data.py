@@ -52,7 +52,7 @@ def text_indexes(samples):
 
 
 def run_query(samples, query, brain_key, k=defaults.TOP_K, threshold=defaults.MATCH_THRESHOLD,
-              bins=defaults.PANEL_HISTOGRAM_BINS, crop_height=defaults.PANEL_CROP_HEIGHT):
+              bins=defaults.PANEL_HISTOGRAM_BINS, crop_height=defaults.PANEL_CROP_HEIGHT, label=False):
     """Rank every indexed person of ``samples`` against ``query``; the top ``k`` get crop thumbnails.
 
     Scores come from :func:`core.search.rank_persons` (one text embedding,
@@ -60,18 +60,23 @@ def run_query(samples, query, brain_key, k=defaults.TOP_K, threshold=defaults.MA
     ``rows`` are ``rank_persons`` rows plus ``rank`` (1-based) and ``crop``
     (a JPEG data URL), ``histogram`` is :func:`score_histogram` of all
     scores, ``above`` counts people at or above ``threshold`` (cosine).
+    With ``label`` the query's scores and ``match`` labels are also written
+    to the dataset (:func:`core.search.search_persons`), as the panel does,
+    so the grid shows the same matches as the list.
 
     Example::
 
         result = run_query(dataset, "a man with a black backpack", "person_index", k=5, threshold=0.1)
     """
-    from .query import rank_persons
+    from .query import rank_persons, search_persons
     from .validation import check_threshold
 
-    if k is None or not 1 <= int(k) <= defaults.PANEL_MAX_K:
-        raise ValueError(f"k must be an integer in [1, {defaults.PANEL_MAX_K}], got {k!r}")
+    if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= defaults.PANEL_MAX_K:
+        raise ValueError(f"k must be a whole number from 1 to {defaults.PANEL_MAX_K}, got {k!r}")
     check_threshold(threshold, "cosine")  # NaN and out-of-range values would match no one, silently
     everyone = rank_persons(samples, query, brain_key=brain_key, k=None)
+    if label:
+        search_persons(samples, query, brain_key=brain_key, threshold=threshold)
     histogram = score_histogram([r["similarity"] for r in everyone], threshold, bins)
     rows = [dict(r, rank=i + 1, match=r["similarity"] >= threshold) for i, r in enumerate(everyone[:int(k)])]
     for row, crop in zip(rows, person_crops(rows, crop_height)):
@@ -196,15 +201,18 @@ def remember_query(samples, query, limit=defaults.PANEL_RECENT_QUERIES):
 
 
 def result_view(samples, row, patches_field):
-    """What a clicked result opens: its image (persons field shown), or the clip of its track in a video.
+    """What a clicked result opens: its image, or the clip of its track in a video (only that track's boxes).
 
     Example::
 
         session.view = result_view(dataset, rows[0], "persons")
     """
+    from fiftyone import ViewField as F
+
     if row.get("frame_number") is None:
         return samples.select(row["sample_id"])
-    return _track_clips(samples, [row], patches_field)
+    clips = _track_clips(samples, [row], patches_field)
+    return clips.filter_labels(f"frames.{patches_field}", F("index") == row["track_id"], only_matches=False)
 
 
 def results_view(samples, rows, patches_field):

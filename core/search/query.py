@@ -22,6 +22,7 @@ import numpy as np
 from .. import contract, defaults
 from ..progress import notify
 from .gallery import load_gallery
+from .results import record_search
 from .validation import check_query, check_threshold
 from .writes import write_sample_values
 
@@ -105,7 +106,10 @@ def search_persons(samples, query, brain_key=contract.PERSON_INDEX_KEY, threshol
     first..last frame, confidence = the track's score). In videos a track's
     score is the mean similarity over its frames, and a track is matched
     (all its boxes labelled ``match``) or not as a whole. Re-running
-    overwrites these fields. Returns ``samples`` sorted by
+    overwrites these fields; the query and threshold behind the labels are
+    recorded (:func:`core.search.last_search`), the score fields declared
+    (sidebar filters) and matches coloured apart in the dataset's saved
+    color scheme. Returns ``samples`` sorted by
     ``person_similarity`` (best first), limited to ``k`` samples if given.
 
     Example::
@@ -140,6 +144,9 @@ def search_persons(samples, query, brain_key=contract.PERSON_INDEX_KEY, threshol
     write_sample_values(samples, {contract.SAMPLE_SIMILARITY_FIELD: {sid: best.get(sid) for sid in ids}})
     if gallery.video:
         write_sample_values(samples, {contract.VIDEO_MATCHES_FIELD: _track_spans(gallery, people, cut, ids)})
+    record_search(dataset, gallery.patches_field, gallery.video, query=query, brain_key=brain_key,
+                  threshold=threshold, threshold_type=threshold_type, cosine_threshold=cut,
+                  matches=sum(1 for p in people if p.score >= cut), people=len(people))
     notify(on_progress, 1.0, "done")
     view = samples.sort_by(contract.SAMPLE_SIMILARITY_FIELD, reverse=True)
     return view.limit(int(k)) if k is not None else view

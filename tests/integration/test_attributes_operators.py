@@ -95,7 +95,7 @@ def test_forms_read_the_defaults_and_warn_without_a_key(dataset, market_people, 
     form = _form("generate_person_attributes", dataset)
     assert form["model"]["default"] == defaults.GEMINI_MODEL
     assert form["concurrency"]["default"] == defaults.GEMINI_CONCURRENCY
-    assert form["include_sensitive"]["default"] is False and form["delegate"]["default"] is True
+    assert form["include_sensitive"]["default"] is False and form["delegate"]["default"] is False  # stock App: cannot schedule
     assert "no_key" in form
     monkeypatch.setenv(contract.GEMINI_SECRET, KEY)
     assert "no_key" not in _form("generate_person_attributes", dataset)

@@ -10,16 +10,23 @@ from person_finder.core import contract
 
 from person_finder.core.search import panel_data
 from person_finder.testing import synthetic
-from person_finder.core.search import index_persons, rank_persons
+from person_finder.core.search import index_persons, last_search, rank_persons
 from person_finder.panels.person_search import PersonSearchPanel
 
 QUERY = "red top and blue trousers"
 
 
-def _ctx(dataset, state=None, **params):
+def _ctx(dataset, state=None, view=None, **params):
     """What the App sends for one panel event; ``ctx.executor._requests`` records the App operations."""
-    return ExecutionContext(request_params={"dataset_name": dataset.name, "params": {
+    return ExecutionContext(request_params={"dataset_name": dataset.name, "view": view or [], "params": {
         "panel_id": "panel-1", "panel_state": state or {}, **params}}, executor=Executor())
+
+
+def _view_changed(panel, dataset, opened):
+    """The App loaded the view ``opened`` set: the panel's on_change_view event, in that view."""
+    changed = _ctx(dataset, opened.panel.state._data, view=_calls(opened)["set_view"]["view"])
+    panel.on_change_view(changed)
+    return changed
 
 
 def _calls(ctx):
@@ -49,8 +56,12 @@ def test_without_index_the_panel_offers_the_index_operator(scenes):
     panel.on_load(ctx)
     layout = panel.render(ctx).to_json()["type"]["properties"]
     assert "No person index" in str(layout["no_index"])
-    assert layout["index"]["view"]["operator"] == contract.PANEL_INDEX_OPERATOR
+    assert "on_index" in str(layout["index"]["view"])
     assert "form" not in layout
+    prompted = _ctx(scenes)
+    panel.on_index(prompted)
+    prompt = _calls(prompted)["prompt_user_for_operation"]
+    assert prompt["operator_uri"] == contract.PANEL_INDEX_OPERATOR and "on_load" in prompt["on_success"]
 
 
 def test_search_ranks_stores_recent_and_opens_results(scenes, tiny_siglip):
@@ -72,12 +83,21 @@ def test_search_ranks_stores_recent_and_opens_results(scenes, tiny_siglip):
     layout = panel.render(ctx).to_json()["type"]["properties"]
     assert set(layout["results"]["type"]["properties"]) == {"r1", "r2", "r3"}
 
+    # the grid's labels are this query's: the panel's matches are the dataset's `match` labels
+    above = int(state["summary"].split("**")[1])
+    assert scenes.count_values("persons.detections.label").get(contract.MATCH_LABEL, 0) == above
+    assert QUERY in state["labels"] and last_search(scenes)["query"] == QUERY
+
+    # a click sets the view first; the sample opens with the person selected once the App has that view
     opened = _ctx(scenes, state, rank=2)
     panel.on_open(opened)
     calls = _calls(opened)
-    assert calls["open_sample"]["id"] == expected[1]["sample_id"]
-    assert calls["set_selected_labels"]["labels"][0]["label_id"] == expected[1]["label_id"]
     assert [s["_cls"].split(".")[-1] for s in calls["set_view"]["view"]] == ["Select"]
+    assert "open_sample" not in calls and "set_selected_labels" not in calls
+    assert calls["set_active_fields"]["fields"] == ["persons"]
+    changed = _calls(_view_changed(panel, scenes, opened))
+    assert changed["open_sample"]["id"] == expected[1]["sample_id"]
+    assert changed["set_selected_labels"]["labels"][0]["label_id"] == expected[1]["label_id"]
 
     shown = _ctx(scenes, state)
     panel.on_show_all(shown)
@@ -99,5 +119,12 @@ def test_video_result_opens_the_clip_of_its_track(dataset, test_root, tiny_sigli
     opened = _ctx(dataset, ctx.panel.state._data, rank=1)
     panel.on_open(opened)
     calls = _calls(opened)
-    assert [s["_cls"].split(".")[-1] for s in calls["set_view"]["view"]][-1] == "ToClips"
-    assert calls["open_sample"]["id"]
+    stages = [s["_cls"].split(".")[-1] for s in calls["set_view"]["view"]]
+    assert stages[-2:] == ["ToClips", "FilterLabels"]  # only the track's boxes in its clip
+    assert "open_sample" not in calls  # a clip id does not exist before the App has the clips view
+    changed = _view_changed(panel, dataset, opened)
+    clip_id = _calls(changed)["open_sample"]["id"]
+    clip = changed.view[clip_id]
+    track = rank_persons(dataset, QUERY, k=1)[0]["track_id"]
+    assert {i for f in clip.frames.values() for i in [d.index for d in f.persons.detections]} == {track}
+    assert f"Track {track} of walk.mp4" in _calls(changed)["notify"]["message"]

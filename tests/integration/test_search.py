@@ -262,7 +262,7 @@ def _form(name, dataset, **params):
 def test_operators_index_and_search(scenes_dataset, tiny_siglip):
     dataset, _ = scenes_dataset
     form = _form("index_persons", dataset)
-    assert form["delegate"]["default"] is True and form["matcher"]["default"] == defaults.MATCHER_MODEL
+    assert form["delegate"]["default"] is False  # stock App: cannot schedule and form["matcher"]["default"] == defaults.MATCHER_MODEL
     assert "ground_truth" in str(form["detections_field"])
     search_form = _form("search_persons", dataset, query="  ")
     assert search_form["query"].get("invalid") is True

@@ -52,17 +52,37 @@ def _kill_tree(proc):
 
 
 class AppServer:
-    """``fiftyone app launch NAME --remote`` on 127.0.0.1, retried on a new port if it does not come up.
+    """The App on 127.0.0.1 started as users start it, retried on a new port if it does not come up.
 
-    Inherits this process's environment (FIFTYONE_DATABASE_URI, FIFTYONE_PLUGINS_DIR, ...).
+    ``mode="session"``: ``fiftyone app launch NAME --remote`` (a Python session
+    in the CLI process, whose client follows the App's events);
+    ``mode="server"``: the App server alone (``python -m fiftyone.server.main``).
+    Inherits this process's environment (FIFTYONE_DATABASE_URI, FIFTYONE_PLUGINS_DIR, ...) plus ``env``.
     """
 
-    def __init__(self, dataset_name, log_dir, env=None):
+    MODES = ("session", "server")
+
+    def __init__(self, dataset_name, log_dir, env=None, mode="session"):
+        if mode not in self.MODES:
+            raise ValueError(f"mode must be one of {self.MODES}, got {mode!r}")
         self.dataset_name = dataset_name
         self.log_dir = log_dir
         self.env = {**os.environ, **(env or {})}
+        self.mode = mode
         self.proc = None
         self.port = None
+        self.log_path = None
+
+    def _command(self):
+        if self.mode == "server":
+            return [sys.executable, "-m", "fiftyone.server.main", "--port", str(self.port), "--address", "127.0.0.1"]
+        return [os.path.join(os.path.dirname(sys.executable), "fiftyone"), "app", "launch", self.dataset_name,
+                "--remote", "--port", str(self.port), "--address", "127.0.0.1", "--wait", "-1"]
+
+    def log(self):
+        """What the App process printed so far (a Python session reports its reconnects here)."""
+        with open(self.log_path) as f:
+            return f.read()
 
     @property
     def url(self):
@@ -76,15 +96,13 @@ class AppServer:
         errors = []
         for attempt in range(START_ATTEMPTS):
             self.port = free_port()
-            log_path = os.path.join(self.log_dir, f"app-{attempt}.log")
-            with open(log_path, "w") as log:
-                self.proc = subprocess.Popen(
-                    [os.path.join(os.path.dirname(sys.executable), "fiftyone"), "app", "launch", self.dataset_name,
-                     "--remote", "--port", str(self.port), "--address", "127.0.0.1", "--wait", "-1"],
-                    env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+            self.log_path = os.path.join(self.log_dir, f"app-{self.mode}-{attempt}.log")
+            with open(self.log_path, "w") as log:
+                self.proc = subprocess.Popen(self._command(), env=self.env, stdout=log, stderr=subprocess.STDOUT,
+                                             start_new_session=True)
             if self._wait_until_up():
                 return self
-            errors.append(f"attempt {attempt + 1} (port {self.port}): see {log_path}")
+            errors.append(f"attempt {attempt + 1} (port {self.port}): see {self.log_path}")
             _kill_tree(self.proc)
         raise RuntimeError("the FiftyOne App did not start: " + "; ".join(errors))
 
@@ -149,3 +167,46 @@ def open_panel(page, name):
         page.click(f"[data-cy=new-panel-option-{name}]")
     content.wait_for(state="visible")
     return content
+
+
+@contextlib.contextmanager
+def delegated_worker(log_path, env=None):
+    """A ``fiftyone delegated launch`` worker (its own process, this environment plus ``env``), stopped on exit."""
+    with open(log_path, "w") as log:
+        proc = subprocess.Popen([os.path.join(os.path.dirname(sys.executable), "fiftyone"), "delegated", "launch"],
+                                env={**os.environ, **(env or {})}, stdout=log, stderr=subprocess.STDOUT,
+                                start_new_session=True)
+    try:
+        yield proc
+    finally:
+        _kill_tree(proc)
+
+
+def open_operator(page, label):
+    """Open an operator's form from the App's operator browser (the backtick key), as a user does."""
+    page.keyboard.press("`")
+    page.get_by_placeholder("Search operations by name...").wait_for()
+    page.keyboard.type(label)
+    page.get_by_text(label, exact=False).first.wait_for()
+    page.keyboard.press("Enter")
+
+
+def form_field(page, label):
+    """The operator form's field whose label is ``label`` (its input, checkbox or dropdown inside)."""
+    return page.locator("div.MuiGrid-item", has=page.get_by_text(label, exact=True)).last
+
+
+class Steps:
+    """Numbered screenshots of a walk through the App, saved under ``folder``: ``steps.shot(page, "indexed")``."""
+
+    def __init__(self, folder, prefix):
+        self.folder, self.prefix, self.count = folder, prefix, 0
+        os.makedirs(folder, exist_ok=True)
+
+    def shot(self, target, name, settle_ms=800):
+        self.count += 1
+        page = getattr(target, "page", target)
+        page.wait_for_timeout(settle_ms)
+        path = os.path.join(self.folder, f"{self.prefix}-{self.count:02d}-{name}.png")
+        target.screenshot(path=path)
+        return path
