@@ -41,6 +41,11 @@ DEFAULT_ANSWER = {
     "action": "walking", "description": "a person in a blue t-shirt and black trousers",
 }
 
+#: A key-shaped test secret: tests check it never reaches a dataset, a run record or a log.
+TEST_API_KEY = "AIzaTEST-secret-key-0123456789"
+#: Client settings that keep retry tests fast: short backoff, three attempts, a 5 s deadline.
+FAST_CLIENT = dict(api_key=TEST_API_KEY, backoff_initial_s=0.02, max_attempts=3, timeout_s=5.0)
+
 
 def image_key(data):
     """The key under which answers and faults for an image are looked up."""

@@ -178,3 +178,12 @@ def dataset(request):
     yield ds
     if fo.dataset_exists(ds.name):
         ds.delete()
+
+
+@pytest.fixture()
+def fake():
+    """A fake Gemini server on 127.0.0.1 (testing/fake_gemini.py), stopped after the test."""
+    from person_finder.testing.fake_gemini import FakeGemini
+
+    with FakeGemini() as server:
+        yield server

@@ -12,19 +12,10 @@ import time
 import pytest
 
 import fiftyone as fo
-from person_finder.testing.fake_gemini import FakeGemini, add_people, spec_answer
+from person_finder.testing.fake_gemini import FAST_CLIENT, TEST_API_KEY, add_people, spec_answer
 from person_finder.core import contract, defaults
 from person_finder.core.attributes.gemini import GeminiRequestRefused, generate_attributes
 from person_finder.testing import synthetic
-
-KEY = "AIzaTEST-secret-key-0123456789"
-FAST = dict(api_key=KEY, backoff_initial_s=0.02, max_attempts=3, timeout_s=5.0)
-
-
-@pytest.fixture()
-def fake():
-    with FakeGemini() as server:
-        yield server
 
 
 @pytest.fixture()
@@ -41,7 +32,7 @@ def _state(dataset):
 
 
 def test_structured_output_writes_every_view_and_records_the_run(dataset, fake, people):
-    out = generate_attributes(dataset, base_url=fake.base_url, **FAST)
+    out = generate_attributes(dataset, base_url=fake.base_url, **FAST_CLIENT)
     assert out["attributed"] == len(dataset) == 12 and out["failed"] == 0
     for sample in dataset:
         spec = next(s for k, s in people.items() if synthetic.market_attributes(s) == sample["market_attributes"])
@@ -63,7 +54,7 @@ def test_structured_output_writes_every_view_and_records_the_run(dataset, fake, 
 
 
 def test_sensitive_attributes_only_on_opt_in(dataset, fake, people):
-    generate_attributes(dataset.limit(1), base_url=fake.base_url, include_sensitive=True, **FAST)
+    generate_attributes(dataset.limit(1), base_url=fake.base_url, include_sensitive=True, **FAST_CLIENT)
     body = json.loads(fake.requests[-1]["body"])
     assert "ethnicity" in body["generationConfig"]["responseSchema"]["properties"]
 
@@ -76,7 +67,7 @@ def test_faults_end_on_the_sample_and_a_rerun_completes_only_the_missing(dataset
     for i, faults in plan.items():
         fake.faults[keys[i]] = list(faults)
     out = generate_attributes(dataset, base_url=fake.base_url, chunk_size=5,
-                              **{**FAST, "timeout_s": 0.5})
+                              **{**FAST_CLIENT, "timeout_s": 0.5})
     state = _state(dataset)
     assert all(has != (error is not None) for has, error in state), "each sample has attributes xor an error"
     errors = sorted(e for _, e in state if e)
@@ -84,7 +75,7 @@ def test_faults_end_on_the_sample_and_a_rerun_completes_only_the_missing(dataset
     assert any("SAFETY" in e for e in errors) and any("503" in e and "after 3 attempts" in e for e in errors)
     assert out["rate_limited"] == 2 and out["retries"] >= 7
     before = fake.count()
-    again = generate_attributes(dataset, base_url=fake.base_url, **FAST)
+    again = generate_attributes(dataset, base_url=fake.base_url, **FAST_CLIENT)
     assert fake.count() - before == 3 and again["todo"] == 3  # only the failed ones are redone
     assert all(has and error is None for has, error in _state(dataset))
 
@@ -93,7 +84,7 @@ def test_faults_end_on_the_sample_and_a_rerun_completes_only_the_missing(dataset
 def test_refusals_stop_the_run_with_a_clear_message(dataset, fake, people, code, hint):
     fake.faults["*"] = [None, None, str(code)]
     with pytest.raises(GeminiRequestRefused, match=hint) as err:
-        generate_attributes(dataset, base_url=fake.base_url, concurrency=1, chunk_size=1, **FAST)
+        generate_attributes(dataset, base_url=fake.base_url, concurrency=1, chunk_size=1, **FAST_CLIENT)
     assert str(code) in str(err.value)
     assert fake.count() == 3  # no retry, nothing sent after the refusal
     assert len(dataset.exists("attributes")) == 2  # finished samples were kept
@@ -104,8 +95,8 @@ def test_refused_connection_is_retried_then_recorded(dataset, people):
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    out = generate_attributes(dataset.limit(2), base_url=f"http://127.0.0.1:{port}", **FAST)
-    assert out["failed"] == 2 and out["attempts"] == 2 * FAST["max_attempts"]
+    out = generate_attributes(dataset.limit(2), base_url=f"http://127.0.0.1:{port}", **FAST_CLIENT)
+    assert out["failed"] == 2 and out["attempts"] == 2 * FAST_CLIENT["max_attempts"]
     assert all("ConnectError" in e for e in dataset.limit(2).values("attributes_error"))
 
 
@@ -113,15 +104,15 @@ def test_api_key_never_reaches_dataset_run_record_or_logs(dataset, fake, people,
     caplog.set_level(logging.DEBUG)
     fake.faults["*"] = ["429", "500", None, None, "403"]
     with pytest.raises(GeminiRequestRefused) as err:
-        generate_attributes(dataset, base_url=fake.base_url, concurrency=1, chunk_size=1, **FAST)
-    assert fake.requests[0]["headers"]["x-goog-api-key"] == KEY  # it was really used
+        generate_attributes(dataset, base_url=fake.base_url, concurrency=1, chunk_size=1, **FAST_CLIENT)
+    assert fake.requests[0]["headers"]["x-goog-api-key"] == TEST_API_KEY  # it was really used
     captured = capsys.readouterr()
     dumps = [caplog.text, captured.out, captured.err, str(err.value), json.dumps(dataset.to_dict(), default=str),
              str(dataset.get_run_info(contract.ATTRIBUTES_RUN_KEY)),
              json.dumps(dataset.load_run_results(contract.ATTRIBUTES_RUN_KEY).serialize(), default=str)]
     assert "retrying" in caplog.text
     for text in dumps:
-        assert KEY not in text and KEY[8:] not in text
+        assert TEST_API_KEY not in text and TEST_API_KEY[8:] not in text
 
 
 def test_dry_run_estimates_without_calls_or_writes(dataset, fake, people):
@@ -137,12 +128,12 @@ def test_missing_key_is_an_error_before_touching_the_dataset(dataset, people, mo
     with pytest.raises(ValueError, match="GEMINI_API_KEY"):
         generate_attributes(dataset)
     with pytest.raises(ValueError, match="concurrency"):
-        generate_attributes(dataset, api_key=KEY, concurrency=0)
+        generate_attributes(dataset, api_key=TEST_API_KEY, concurrency=0)
     assert not dataset.has_field("attributes_error")
 
 
 def test_several_views_of_one_identity_per_call(dataset, fake, people):
-    out = generate_attributes(dataset, base_url=fake.base_url, views_per_call=2, **FAST)
+    out = generate_attributes(dataset, base_url=fake.base_url, views_per_call=2, **FAST_CLIENT)
     assert out["calls"] == 8 and out["attributed"] == 12
     for request in fake.requests:
         specs = {people[k] for k in request["images"]}
@@ -178,6 +169,6 @@ def test_kill_9_loses_at_most_the_chunk_in_flight(dataset, fake, test_root):
     assert kept % 3 == 0  # whole chunks only
     assert kept >= answered - 3  # at most one chunk (2 buffered + 1 in flight) lost
     before = fake.count()
-    generate_attributes(dataset, api_key=KEY, base_url=fake.base_url)
+    generate_attributes(dataset, api_key=TEST_API_KEY, base_url=fake.base_url)
     assert fake.count() - before == len(dataset) - kept
     assert len(dataset.exists("attributes")) == len(dataset)

@@ -13,20 +13,11 @@ import fiftyone.types as fot
 import pytest
 import yaml
 
-from person_finder.testing.fake_gemini import FakeGemini, add_people, image_key, spec_answer
+from person_finder.testing.fake_gemini import FAST_CLIENT, FakeGemini, add_people, image_key, spec_answer
 from person_finder.core import contract
 from person_finder.core.attributes.gemini import generate_attributes
 from person_finder.core.curation import hub
 from person_finder.testing import synthetic
-
-KEY = "AIzaTEST-secret-key-0123456789"
-FAST = dict(api_key=KEY, backoff_initial_s=0.02, max_attempts=3, timeout_s=5.0)
-
-
-@pytest.fixture()
-def fake():
-    with FakeGemini() as server:
-        yield server
 
 
 def _people(dataset, fake, test_root, identities=4, views=3):
@@ -97,7 +88,7 @@ def test_only_decodable_images_are_sent_to_gemini(dataset, fake, test_root):
     with open(secret, "w") as f:
         f.write("root:x:0:0:SECRET-MARKER:/root:/bin/bash\n")
     dataset.add_sample(fo.Sample(filepath=secret, person_id=9))
-    out = generate_attributes(dataset, base_url=fake.base_url, **FAST)
+    out = generate_attributes(dataset, base_url=fake.base_url, **FAST_CLIENT)
     assert out["attributed"] == 2 and out["failed"] == 1
     error = dataset.match({"filepath": secret}).first()["attributes_error"]
     assert "not a readable image; nothing was sent" in error
@@ -114,7 +105,7 @@ def test_one_oversized_answer_fails_its_sample_only_and_the_run_is_recorded(data
         huge = dataset.skip(5).first()
         fake.faults[_key_of(huge)] = ["huge"]
         extra = {} if cap == "default" else {"max_answer_bytes": 20_000_000}
-        out = generate_attributes(dataset, base_url=fake.base_url, chunk_size=32, **FAST, **extra)
+        out = generate_attributes(dataset, base_url=fake.base_url, chunk_size=32, **FAST_CLIENT, **extra)
         huge_requests = sum(1 for r in fake.requests if r.get("images") == [_key_of(huge)])
     assert out["attributed"] == 39 and out["failed"] == 1
     state = dict(zip(dataset.values("id"), _state(dataset)))
@@ -136,7 +127,7 @@ def test_a_trickling_server_cannot_hold_a_call_past_its_deadline(dataset, test_r
         fake.faults[_key_of(first)] = ["trickle"]                 # the retry gets a normal answer
         fake.faults[_key_of(second)] = ["trickle", "trickle"]     # every attempt trickles
         started = time.monotonic()
-        out = generate_attributes(dataset, base_url=fake.base_url, **{**FAST, "timeout_s": 1.0, "max_attempts": 2})
+        out = generate_attributes(dataset, base_url=fake.base_url, **{**FAST_CLIENT, "timeout_s": 1.0, "max_attempts": 2})
         elapsed = time.monotonic() - started
     assert elapsed < 8, f"took {elapsed:.1f} s with timeout_s=1"
     assert out["attributed"] == 1 and out["failed"] == 1 and out["retries"] == 2
@@ -151,12 +142,12 @@ def test_broken_200_answers_are_retried_like_other_transient_failures(dataset, f
     _people(dataset, fake, test_root, identities=3, views=1)
     for sample, fault in zip(dataset, ["html", "truncated", "bad_usage"]):
         fake.faults[_key_of(sample)] = [fault]
-    out = generate_attributes(dataset, base_url=fake.base_url, **FAST)
+    out = generate_attributes(dataset, base_url=fake.base_url, **FAST_CLIENT)
     assert out["attributed"] == 3 and out["failed"] == 0 and out["retries"] == 3
     assert all(s == (True, None) for s in _state(dataset))
     for sample, fault in zip(dataset, ["html", "truncated", "bad_usage"]):  # always broken: recorded as such
         fake.faults[_key_of(sample)] = [fault] * 3
-    generate_attributes(dataset, base_url=fake.base_url, overwrite=True, **FAST)
+    generate_attributes(dataset, base_url=fake.base_url, overwrite=True, **FAST_CLIENT)
     errors = dataset.values("attributes_error")
     assert all(e.startswith("gemini: malformed response body") and e.endswith("after 3 attempts") for e in errors)
 
