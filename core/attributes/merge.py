@@ -188,10 +188,14 @@ def template_description(values):
 def merge_attributes(samples, group_field=contract.PERSON_ID_FIELD, field=contract.ATTRIBUTES_FIELD,
                      merged_field=contract.MERGED_ATTRIBUTES_FIELD, agreement_field=contract.AGREEMENT_FIELD,
                      description_field=contract.DESCRIPTION_FIELD, accessory_min_views=defaults.ACCESSORY_MIN_VIEWS,
-                     rewrite=False, run_key=contract.MERGE_RUN_KEY, on_progress=None, **gemini_kwargs):
+                     rewrite=False, overwrite_descriptions=False, run_key=contract.MERGE_RUN_KEY, on_progress=None,
+                     **gemini_kwargs):
     """Merge ``field`` across the views of each identity and write the merged fields to every view.
 
-    ``rewrite`` asks Gemini (``gemini_kwargs``: api_key, model, base_url, ...)
+    The merged description goes to ``description_field`` only where that is
+    empty or still holds an earlier merge's text: a description someone else
+    wrote (a user, the dataset's authors) is kept unless
+    ``overwrite_descriptions``. ``rewrite`` asks Gemini (``gemini_kwargs``: api_key, model, base_url, ...)
     to turn each template description into fluent text; identities whose
     rewrite fails keep the template. Returns a summary dict.
 
@@ -211,6 +215,7 @@ def merge_attributes(samples, group_field=contract.PERSON_ID_FIELD, field=contra
 
         gemini_kwargs["api_key"] = resolve_api_key(gemini_kwargs.get("api_key"))
     ids, groups, docs = samples.values(["id", group_field, field])
+    own_texts = _writable_descriptions(samples, ids, merged_field, description_field, overwrite_descriptions)
     members = collections.defaultdict(list)
     for sample_id, group, doc in zip(ids, groups, docs):
         if group is not None:
@@ -240,22 +245,36 @@ def merge_attributes(samples, group_field=contract.PERSON_ID_FIELD, field=contra
         for sample_id, _ in members[group]:
             docs_by_id[sample_id] = doc
             agreement_by_id[sample_id] = result.agreement
-            text_by_id[sample_id] = result.values["description"]
+            if sample_id in own_texts:
+                text_by_id[sample_id] = result.values["description"]
     dataset = samples._root_dataset
     if docs_by_id:
         dataset.set_values(merged_field, docs_by_id, key_field="id", dynamic=True)
         dataset.set_values(agreement_field, agreement_by_id, key_field="id")
-        dataset.set_values(description_field, text_by_id, key_field="id")
+        if text_by_id:
+            dataset.set_values(description_field, text_by_id, key_field="id")
     notify(on_progress, 1.0, "merged")
     agreements = [m.agreement for m in merged.values()]
     results = {"identities": len(merged), "views": len(docs_by_id),
                "identities_without_attributes": len(members) - len(merged),
                "mean_agreement": round(sum(agreements) / len(agreements), 4) if agreements else None,
                "identities_with_conflicts": sum(1 for m in merged.values() if m.conflicts),
-               "rewrite_failures": rewritten_failures}
+               "rewrite_failures": rewritten_failures, "descriptions_written": len(text_by_id),
+               "descriptions_kept": len(docs_by_id) - len(text_by_id)}
     save_run(samples, run_key, {"group_field": group_field, "field": field, "merged_field": merged_field,
                                 "accessory_min_views": int(accessory_min_views), "rewrite": bool(rewrite)}, results)
     return {**results, "run_key": run_key}
+
+
+def _writable_descriptions(samples, ids, merged_field, description_field, overwrite):
+    """Ids of the samples whose description the merge may write: empty, or an earlier merge's own text."""
+    if overwrite or not samples.has_field(description_field):
+        return set(ids)
+    texts = samples.values(description_field)
+    previous = (samples.values(f"{merged_field}.description") if samples.has_field(merged_field)
+                else [None] * len(ids))
+    return {i for i, text, old in zip(ids, texts, previous)
+            if not (isinstance(text, str) and text.strip()) or text == old}
 
 
 def _view_descriptions(views, schema):
