@@ -48,6 +48,8 @@ REPRESENTATIVE_TAG = "duplicate_representative"
 DUPLICATE_GROUP_FIELD = "duplicate_group"
 DUPLICATES_VIEW = "near_duplicates"
 REPRESENTATIVES_VIEW = "duplicate_representatives"
+#: ``dataset.info`` key: file paths of the samples curation removed (an import never adds them back).
+REMOVED_FILES_INFO = "person_finder_removed_files"
 LEAK_TAG = "split_leak"
 LEAKS_VIEW = "split_leaks"
 
