@@ -68,6 +68,11 @@ PERSON_INDEX_KEY = "person_index"
 #: ``dataset.info`` key of the last search's record: the query, index and threshold behind the ``match`` labels.
 LAST_SEARCH_INFO = "person_finder_last_search"
 
+# --- model folders ----------------------------------------------------------------------------------
+#: File next to a fine-tuned matcher's weights: base model, data provenance and the evaluation's
+#: calibrated threshold (read by search as its default threshold).
+MATCHER_INFO_FILE = "person_finder.json"
+
 # --- run records ----------------------------------------------------------------------------------
 #: Where the FiftyOne run record of a generation / merge is stored.
 ATTRIBUTES_RUN_KEY = "person_attributes"

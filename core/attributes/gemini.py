@@ -433,6 +433,8 @@ def generate_attributes(samples, api_key=None, model=defaults.GEMINI_MODEL,
     estimate = estimate_usage(jobs, include_sensitive)
     if dry_run:
         return {"dry_run": True, "samples": sum(len(j) for j in jobs), "model": model, **estimate}
+    if not jobs:  # nothing to do: the last run's record stays the truth
+        return {"todo": 0, "attributed": 0, "failed": 0, "calls": 0, "run_key": run_key}
     key = resolve_api_key(api_key)
     caller = GeminiCaller(key, model=model, base_url=base_url, timeout_s=timeout_s, max_attempts=max_attempts,
                           backoff_initial_s=backoff_initial_s, requests_per_minute=requests_per_minute,

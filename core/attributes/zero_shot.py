@@ -118,6 +118,8 @@ def zero_shot_attributes(samples, matcher=defaults.MATCHER_MODEL, include_sensit
         raise ValueError(f"batch_size={batch_size!r}; use an integer >= 1")
     if dry_run:
         return {"dry_run": True, "samples": len(pending(samples, field, overwrite)), "calls": 0}
+    if not len(pending(samples, field, overwrite)):  # nothing to do: the last run's record stays the truth
+        return {"todo": 0, "attributed": 0, "failed": 0, "run_key": run_key}
     schema = attribute_schema(include_sensitive)
     model = matcher if hasattr(matcher, "embed_images") else load_matcher(matcher, device=device, batch_size=batch_size)
     prompts = attribute_prompts(schema)

@@ -318,9 +318,22 @@ def carve_validation_split(samples, fraction=0.1, seed=defaults.VAL_SPLIT_SEED):
     chosen = sorted(np.random.default_rng(int(seed)).choice(ids, size=count, replace=False).tolist())
     from fiftyone import ViewField as F
 
-    view = train.match(F(contract.PERSON_ID_FIELD).is_in(chosen))
-    view.tag_samples(contract.VAL_TAG)
-    view.untag_samples("train")
-    dataset.info[_VAL_INFO_KEY] = settings
-    dataset.save()
+    move_to_validation(train.match(F(contract.PERSON_ID_FIELD).is_in(chosen)), settings)
     return count
+
+
+def move_to_validation(samples, settings):
+    """Tag ``samples`` ``val`` instead of ``train`` and record how the split was made (``settings``, a dict).
+
+    The dataset's one validation split: the import carves it, fine-tuning
+    carves it when there is none, and both read it afterwards.
+
+    Example::
+
+        move_to_validation(dataset.match(F("person_id").is_in([3, 7])), {"fraction": 0.2, "seed": 0})
+    """
+    dataset = samples._root_dataset
+    samples.tag_samples(contract.VAL_TAG)
+    samples.untag_samples("train")
+    dataset.info[_VAL_INFO_KEY] = dict(settings)
+    dataset.save()
