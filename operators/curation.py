@@ -157,4 +157,24 @@ class LoadFromHub(PersonFinderOperator):
         return {"dataset": dataset.name, "samples": len(dataset)}
 
 
-OPERATORS = [ImportMarket1501, FindNearDuplicates, RemoveNearDuplicates, CheckSplitLeakage, PublishToHub, LoadFromHub]
+class ConvertPrototypeDataset(PersonFinderOperator):
+    """Convert a dataset in the reference prototype's format (plain-dict attributes, string ids) once, losslessly."""
+
+    name, label = "convert_prototype_dataset", "convert a prototype dataset"
+    description = ("Read the prototype's Title-case attribute dicts into the plugin's schema (originals kept in "
+                   "prototype_attributes) and map string person / camera ids to integers (originals kept)")
+    targets_view = False
+    params = (
+        Param("include_sensitive", "bool", default=False, label="Keep ethnicity",
+              description="Sensitive attributes are read only on explicit opt-in"),
+    )
+
+    def run(self, ctx, include_sensitive):
+        from ..core.curation.prototype import convert_prototype_dataset
+
+        return convert_prototype_dataset(ctx.dataset, include_sensitive=include_sensitive,
+                                         on_progress=progress_reporter(ctx))
+
+
+OPERATORS = [ImportMarket1501, FindNearDuplicates, RemoveNearDuplicates, CheckSplitLeakage, PublishToHub, LoadFromHub,
+             ConvertPrototypeDataset]

@@ -43,3 +43,49 @@ def test_merge_keeps_a_users_description_and_reruns_identically(dataset, test_ro
     assert {k: v for k, v in second.items()} == first
     merge_attributes(dataset, overwrite_descriptions=True)
     assert dataset[mine.id][contract.DESCRIPTION_FIELD] != "my own words"
+
+
+def test_a_prototype_dataset_loaded_from_a_hub_folder_converts_once_and_flows(test_root):
+    import fiftyone as fo
+
+    from person_finder.core.attributes.audit import audit_attributes
+    from person_finder.core.curation.hub import load_hub_dataset
+    from person_finder.core.curation.prototype import convert_prototype_dataset
+    from person_finder.testing.prototype import prototype_attributes, write_prototype_hub_folder
+
+    specs = [synthetic.PersonSpec("red", "blue", bag="backpack", bag_color="black"),
+             synthetic.PersonSpec("white", "black", bag="shoulder bag", bag_color="brown", skirt=True),
+             synthetic.PersonSpec("green", "gray", hat=True), synthetic.PersonSpec("yellow", "black")]
+    folder, truth = write_prototype_hub_folder(os.path.join(test_root, "proto-joints"), specs, images=2)
+    ds = load_hub_dataset(folder, name=f"proto-joints-{os.getpid()}")
+    try:
+        assert isinstance(ds.get_field("attributes"), fo.DictField) and ds.first()["person_id"] == "p0001"
+        originals = ds.values("attributes")
+        out = convert_prototype_dataset(ds)
+        assert out["attributes_converted"] == 8 and out["identities"] == 4 and not out["already_converted"]
+        assert ds.values("prototype_attributes") == originals  # lossless
+        assert ds.values("source_person_id")[:2] == ["p0001", "p0001"] and sorted(ds.distinct("person_id")) == [1, 2, 3, 4]
+        assert ds.distinct("camera_id") == [1, 2]
+        before = ds.values(["person_id", "attributes", "tags"])
+        assert convert_prototype_dataset(ds)["already_converted"] and ds.values(["person_id", "attributes", "tags"]) == before
+        merge_attributes(ds)
+        assert ds.values("description") == [synthetic.describe(s, k) for s in specs for k in range(2)]  # kept
+        texts = {it.person_id: it.texts for it in items_from_samples(ds)}
+        assert "red top and blue trousers" in texts[1] and "a person carrying a black backpack" in texts[1]
+        assert "a person carrying a brown shoulder bag" in texts[2] and "a person wearing a hat" in texts[3]
+        report = audit_attributes(ds, field=contract.MERGED_ATTRIBUTES_FIELD, gt_field="prototype_attributes")
+        assert report["mean_accuracy"] == 1.0 and report["samples"] == 8
+        assert prototype_attributes(specs[0])["clothing"]["upper_body"].startswith("Red")
+    finally:
+        ds.delete()
+
+
+def test_converting_a_dataset_that_is_not_in_the_prototype_format_changes_nothing(dataset, test_root):
+    import pytest
+
+    from person_finder.core.curation.prototype import convert_prototype_dataset
+
+    add_people(dataset, os.path.join(test_root, "not-proto", dataset.name), synthetic.random_specs(1, seed=2), views=1)
+    with pytest.raises(ValueError, match="not a plain dict field"):
+        convert_prototype_dataset(dataset)
+    assert "prototype_attributes" not in dataset.get_field_schema() and not dataset.info
