@@ -58,11 +58,12 @@ def write_training_info(folder, config, result, data=None):
     from ..models.matcher import matcher_info
 
     info = matcher_info(folder)
+    if info.get("history") != result.history:  # new weights: an earlier evaluation no longer describes them
+        info.pop("evaluation", None)
+        info.pop("calibration", None)
     info.update(base_model=base_model_id(config.base_model), base_model_path=str(config.base_model),
                 training=dataclasses.asdict(config), history=result.history, best_epoch=result.best_epoch,
                 stopped_early=result.stopped_early, data=data or {})
-    info.pop("evaluation", None)  # new weights: an earlier evaluation no longer describes them
-    info.pop("calibration", None)
     _write_info(folder, info)
 
 
