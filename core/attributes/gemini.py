@@ -472,6 +472,7 @@ def generate_attributes(samples, api_key=None, model=defaults.GEMINI_MODEL,
                       "views_per_call": views_per_call, "include_sensitive": bool(include_sensitive),
                       "concurrency": concurrency, "requests_per_minute": requests_per_minute, "field": field}
             results = {"todo": sum(len(j) for j in jobs), "attributed": writer.written, "failed": writer.failed,
+                       "unstored": writer.unstored,
                        "calls": caller.stats["calls"], "attempts": caller.stats["attempts"],
                        "retries": caller.stats["retries"], "rate_limited": caller.stats["rate_limited"],
                        "prompt_tokens": caller.stats["prompt_tokens"], "output_tokens": caller.stats["output_tokens"],

@@ -89,3 +89,61 @@ def test_converting_a_dataset_that_is_not_in_the_prototype_format_changes_nothin
     with pytest.raises(ValueError, match="not a plain dict field"):
         convert_prototype_dataset(dataset)
     assert "prototype_attributes" not in dataset.get_field_schema() and not dataset.info
+
+
+def test_merging_by_track_id_keeps_videos_apart(dataset, test_root):
+    import pytest
+
+    from person_finder.core.attributes.store import to_document
+
+    specs = [synthetic.PersonSpec("red", "blue"), synthetic.PersonSpec("white", "black")]
+    add_people(dataset, os.path.join(test_root, "joints-tracks", dataset.name), specs, views=2)
+    pids = dataset.values("person_id")
+    dataset.set_values("track_id", [1] * len(pids))  # each video's tracker starts at 1
+    dataset.set_values("video_id", [f"video-{p}" for p in pids])
+    dataset.set_values(contract.ATTRIBUTES_FIELD, [to_document(spec_answer(specs[p])) for p in pids], dynamic=True)
+    with pytest.raises(ValueError, match="scope_field"):
+        merge_attributes(dataset, group_field="track_id")
+    assert not dataset.has_field(contract.MERGED_ATTRIBUTES_FIELD)
+    out = merge_attributes(dataset, group_field="track_id", scope_field="video_id")
+    assert out["identities"] == 2 and out["identities_with_conflicts"] == 0
+    assert dataset.values("merged_attributes.upper_colors") == [[specs[p].upper_color] for p in pids]
+    assert merge_attributes(dataset, group_field="track_id", scope_field=False)["identities"] == 1  # told: global
+
+
+def test_run_records_of_a_patches_view_land_on_the_dataset(dataset, test_root):
+    import fiftyone as fo
+
+    from person_finder.core.attributes.store import save_run
+
+    add_people(dataset, os.path.join(test_root, "joints-patches", dataset.name), synthetic.random_specs(1), views=1)
+    sample = dataset.first()
+    sample["persons"] = fo.Detections(detections=[fo.Detection(label="person", bounding_box=[0, 0, 1, 1])])
+    sample.save()
+    patches = dataset.to_patches("persons")
+    save_run(patches, "on_patches", {"field": "attributes"}, {"done": 1})
+    assert dataset.has_run("on_patches") and dataset.load_run_results("on_patches").done == 1
+
+
+def test_evaluating_one_model_from_the_sdk_keeps_the_stored_comparison(tiny_siglip, test_root):
+    import fiftyone.operators as foo
+
+    from person_finder.core.training.evaluation import load_evaluation
+    from person_finder.testing.people_training import write_people_dataset
+
+    people = write_people_dataset(f"joints-eval-{os.getpid()}", os.path.join(test_root, "joints-eval"),
+                                  synthetic.random_specs(8, seed=6), images=2)
+    try:
+        def evaluate(**params):
+            return foo.execute_operator(contract.PLUGIN_NAME + "/evaluate_matchers", ctx=dict(
+                view=people.view(), params=params)).result
+
+        both = evaluate(zero_shot=tiny_siglip, finetuned=tiny_siglip)
+        assert [r["model"] for r in both["rows"]] == ["zero-shot", "fine-tuned"]
+        again = evaluate(finetuned=tiny_siglip, zero_shot="")  # only the new model
+        assert [r["model"] for r in again["rows"]] == ["zero-shot", "fine-tuned"]
+        assert [r["model"] for r in load_evaluation(people)] == ["zero-shot", "fine-tuned"]
+        assert again["rows"][0] == both["rows"][0]
+        assert "target_reached" in again["rows"][1] and len(again["pr_curve"]) == 2
+    finally:
+        people.delete()
