@@ -79,6 +79,8 @@ ATTRIBUTES_RUN_KEY = "person_attributes"
 #: Version of the prompt and schema; recorded in every run so results can be traced.
 ATTRIBUTES_PROMPT_VERSION = "person-attributes-v1"
 MERGE_RUN_KEY = "person_attributes_merge"
+#: Run key of the last attribute audit (what the dataset card reports).
+AUDIT_RUN_KEY = "person_attributes_audit"
 #: Run keys of fine-tuning and evaluation records on the dataset.
 TRAIN_RUN_KEY = "matcher_finetune"
 EVAL_RUN_KEY = "matcher_eval"

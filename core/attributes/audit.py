@@ -80,7 +80,8 @@ def reference_codes(truth):
     return to_market_codes(from_prototype(truth))
 
 
-def audit_attributes(samples, field=contract.ATTRIBUTES_FIELD, gt_field=contract.MARKET_ATTRIBUTES_FIELD):
+def audit_attributes(samples, field=contract.ATTRIBUTES_FIELD, gt_field=contract.MARKET_ATTRIBUTES_FIELD,
+                     run_key=contract.AUDIT_RUN_KEY):
     """Per-attribute agreement of ``field`` with Market-1501 ground truth in ``gt_field``.
 
     ``gt_field`` may also hold records of our schema or the prototype's
@@ -90,7 +91,8 @@ def audit_attributes(samples, field=contract.ATTRIBUTES_FIELD, gt_field=contract
     Returns ``{"samples": n, "mean_accuracy": x, "rows": [{attribute, compared,
     correct, unknown, accuracy}, ...]}``; accuracy is over the samples where
     both sides have a value. Only attributes present in the ground truth are
-    listed.
+    listed. The report is recorded as run ``run_key`` (the dataset card
+    says "audited" only when it exists).
 
     Example::
 
@@ -119,8 +121,13 @@ def audit_attributes(samples, field=contract.ATTRIBUTES_FIELD, gt_field=contract
              "accuracy": round(c["correct"] / c["compared"], 4) if c["compared"] else None}
             for name, c in ((n, counts[n]) for n in MARKET_MAP if n in counts)]
     scored = [r["accuracy"] for r in rows if r["accuracy"] is not None]
-    return {"samples": len(both), "field": field,
-            "mean_accuracy": round(sum(scored) / len(scored), 4) if scored else None, "rows": rows}
+    report = {"samples": len(both), "field": field, "gt_field": gt_field,
+              "mean_accuracy": round(sum(scored) / len(scored), 4) if scored else None, "rows": rows}
+    from .store import save_run
+
+    record = {("num_samples" if k == "samples" else k): v for k, v in report.items()}  # "samples" is reserved
+    save_run(samples, run_key, {"field": field, "gt_field": gt_field}, record)
+    return report
 
 
 def format_table(report):
