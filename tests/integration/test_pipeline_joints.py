@@ -147,3 +147,16 @@ def test_evaluating_one_model_from_the_sdk_keeps_the_stored_comparison(tiny_sigl
         assert "target_reached" in again["rows"][1] and len(again["pr_curve"]) == 2
     finally:
         people.delete()
+
+
+def test_a_zero_shot_run_with_nothing_to_do_keeps_the_gemini_record(dataset, fake, test_root, matcher):
+    from person_finder.core.attributes.zero_shot import zero_shot_attributes
+
+    keys = add_people(dataset, os.path.join(test_root, "joints-noop", dataset.name), synthetic.random_specs(2), views=1)
+    fake.answers.update({k: spec_answer(s) for k, s in keys.items()})
+    generate_attributes(dataset, base_url=fake.base_url, **FAST_CLIENT)
+    record = dataset.get_run_info(contract.ATTRIBUTES_RUN_KEY).config.serialize()
+    assert zero_shot_attributes(dataset, matcher=matcher)["todo"] == 0
+    assert generate_attributes(dataset, base_url=fake.base_url, **FAST_CLIENT)["todo"] == 0
+    assert dataset.get_run_info(contract.ATTRIBUTES_RUN_KEY).config.serialize() == record
+    assert record["provider"] == "gemini" and fake.count() == 2
