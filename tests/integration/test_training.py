@@ -132,6 +132,20 @@ def test_finetune_on_a_dataset_records_a_run_and_carves_one_validation_split(peo
     assert matcher_info(third.model_dir)["base_model"] is None
 
 
+def test_clip_with_the_sigmoid_loss_is_refused_before_anything_is_written(tiny_clip, test_root, tmp_path):
+    ds = write_people_dataset(f"training-clip-{os.getpid()}", os.path.join(test_root, "training-clip"),
+                              synthetic.random_specs(8, seed=2), images=2)
+    try:
+        tags = ds.count_sample_tags()
+        with pytest.raises(ValueError, match="logit bias.*infonce"):
+            finetune(ds, str(tmp_path / "clip"), TrainConfig(base_model=tiny_clip, batch_size=4, device="cpu"),
+                     val_fraction=0.5)
+        assert ds.count_sample_tags() == tags and not ds.match_tags(contract.VAL_TAG)  # no val tagged
+        assert not ds.has_run(contract.TRAIN_RUN_KEY) and not os.path.exists(tmp_path / "clip")
+    finally:
+        ds.delete()
+
+
 def test_base_model_id_is_a_hub_id(tmp_path, tiny_siglip):
     from person_finder.core.training.card import base_model_id
 
