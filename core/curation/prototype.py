@@ -33,7 +33,12 @@ SOURCE_PREFIX = "source_"
 
 
 def is_prototype_dataset(samples, attributes_field=contract.ATTRIBUTES_FIELD):
-    """True when ``attributes_field`` is a plain dict field (the prototype's), not the plugin's document."""
+    """True when ``attributes_field`` is a plain dict field (the prototype's), not the plugin's document.
+
+    Example::
+
+        is_prototype_dataset(load_hub_dataset("/data/prototype-hub"))   # True before convert_prototype_dataset
+    """
     import fiftyone as fo
 
     return isinstance(samples.get_field(attributes_field), fo.DictField)

@@ -52,7 +52,12 @@ def _write_info(folder, info):
 
 
 def write_training_info(folder, config, result, data=None):
-    """Record a finished fine-tuning in ``folder`` (info file and card); ``data`` says where the data came from."""
+    """Record a finished fine-tuning in ``folder`` (info file and card); ``data`` says where the data came from.
+
+    Example::
+
+        write_training_info("runs/people", config, result, data={"dataset": "market1501"})
+    """
     import dataclasses
 
     from ..models.matcher import matcher_info
@@ -98,7 +103,12 @@ def _table(rows):
 
 
 def render_model_card(folder):
-    """(Re)write ``folder/README.md`` from its ``person_finder.json``: base model, data, metrics, threshold, use."""
+    """(Re)write ``folder/README.md`` from its ``person_finder.json``: base model, data, metrics, threshold, use.
+
+    Example::
+
+        render_model_card("runs/people"); open("runs/people/README.md").read()
+    """
     from ..models.matcher import matcher_info
 
     info = matcher_info(folder)

@@ -251,7 +251,12 @@ def _write_per_query(dataset, queries, results, field):
 
 
 def pr_curve(scores, query_ids, gallery_ids, points=defaults.EVAL_PR_CURVE_POINTS):
-    """Precision and recall of the (query, gallery) pairs, at most ``points`` points (for the App's plot)."""
+    """Precision and recall of the (query, gallery) pairs, at most ``points`` points (for the App's plot).
+
+    Example::
+
+        pr_curve([[0.9, 0.1]], [1], [1, 2])   # {'precision': [...], 'recall': [...]}
+    """
     from sklearn.metrics import precision_recall_curve
 
     labels, flat = _pairs(scores, query_ids, gallery_ids)
@@ -290,5 +295,10 @@ def load_evaluation(dataset, run_key=contract.EVAL_RUN_KEY):
 
 
 def load_pr_curves(dataset, run_key=contract.EVAL_RUN_KEY):
-    """``{model name: {"precision": [...], "recall": [...]}}`` saved by :func:`evaluate_matchers`."""
+    """``{model name: {"precision": [...], "recall": [...]}}`` saved by :func:`evaluate_matchers`.
+
+    Example::
+
+        load_pr_curves(dataset)["fine-tuned"]["precision"][:3]
+    """
     return dict(getattr(dataset.load_run_results(run_key), "pr_curves", None) or {})

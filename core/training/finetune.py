@@ -51,7 +51,12 @@ def prepare_splits(samples, train_tag="train", val_fraction=defaults.TRAIN_VAL_F
 
 def resolve_run_key(dataset, output_dir, run_key=None):
     """``run_key``, or the first of ``matcher_finetune``, ``matcher_finetune_2``, ... that is free or already
-    records ``output_dir`` (a resumed run): a second model never replaces the first one's record."""
+    records ``output_dir`` (a resumed run): a second model never replaces the first one's record.
+
+    Example::
+
+        resolve_run_key(dataset, "runs/second")   # 'matcher_finetune_2' when runs/first holds matcher_finetune
+    """
     if run_key:
         return run_key
     n = 1

@@ -111,7 +111,12 @@ def check_training_data(train_items, val_items, config):
 
 
 def check_loss_fits_model(matcher, config):
-    """Raise ``ValueError`` when ``config.loss`` needs what the model lacks (sigmoid: SigLIP's logit bias)."""
+    """Raise ``ValueError`` when ``config.loss`` needs what the model lacks (sigmoid: SigLIP's logit bias).
+
+    Example::
+
+        check_loss_fits_model(load_matcher("openai/clip-vit-base-patch32"), TrainConfig(loss="sigmoid"))  # raises
+    """
     if config.loss == "sigmoid" and getattr(matcher.model, "logit_bias", None) is None:
         raise ValueError(f"{config.base_model!r} has no learned logit bias (not SigLIP); use loss='infonce'")
 
