@@ -39,7 +39,7 @@ from pydantic import BaseModel
 from .. import contract, defaults
 from ..progress import notify
 from .schema import attribute_schema
-from .store import ChunkWriter, pending, save_run, to_document
+from .store import ChunkWriter, check_attributes_field, pending, save_run, to_document
 
 logger = logging.getLogger(__name__)
 
@@ -427,6 +427,7 @@ def generate_attributes(samples, api_key=None, model=defaults.GEMINI_MODEL,
         generate_attributes(dataset.match_tags("train"), views_per_call=4, concurrency=8)
     """
     _validate(views_per_call, concurrency, requests_per_minute, chunk_size, samples, group_field)
+    check_attributes_field(samples, field)
     schema = attribute_schema(include_sensitive)
     todo = pending(samples, field, overwrite)
     jobs = plan_jobs(todo, views_per_call, group_field)

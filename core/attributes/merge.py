@@ -26,7 +26,7 @@ from .. import contract, defaults
 from ..progress import notify
 from .schema import (ACCESSORY_FIELDS, BAG_COLOR_FIELDS, LIST_FIELDS, TEXT_FIELDS, UNKNOWN, PersonAttributes,
                      SensitivePersonAttributes, allowed_values)
-from .store import from_document, save_run, to_document
+from .store import check_attributes_field, from_document, save_run, to_document
 
 ABSENT = ("no", UNKNOWN)
 
@@ -217,6 +217,7 @@ def merge_attributes(samples, group_field=contract.PERSON_ID_FIELD, scope_field=
         raise ValueError(f"grouping by {group_field!r}: track ids restart in every video, so people of different "
                          "videos would be merged. Pass scope_field (the field naming the video or source, e.g. "
                          "'video_id'), or scope_field=False if the ids are unique across the dataset")
+    check_attributes_field(samples, field)
     if int(accessory_min_views) < 1:
         raise ValueError(f"accessory_min_views={accessory_min_views!r}; use an integer >= 1")
     schema = SensitivePersonAttributes if samples.has_field(f"{field}.ethnicity") else PersonAttributes

@@ -43,6 +43,21 @@ def from_document(doc, schema):
     return values, confidence
 
 
+def check_attributes_field(samples, field=contract.ATTRIBUTES_FIELD):
+    """Raise ``ValueError`` when ``field`` holds the prototype's plain dicts instead of the plugin's documents.
+
+    Example::
+
+        check_attributes_field(load_hub_dataset("/data/prototype-hub"))   # ValueError: convert it first
+    """
+    import fiftyone as fo
+
+    if isinstance(samples.get_field(field), fo.DictField):
+        raise ValueError(f"{field!r} holds plain dicts (the reference prototype's format), not Person Finder's "
+                         "attribute documents: convert the dataset once with the convert_prototype_dataset operator "
+                         "(core.curation.prototype), which keeps the originals; nothing was changed")
+
+
 def pending(samples, field=contract.ATTRIBUTES_FIELD, overwrite=False):
     """The samples still to do: those without ``field``, or all of them with ``overwrite``."""
     if overwrite or not samples.has_field(field):

@@ -61,6 +61,12 @@ def test_a_prototype_dataset_loaded_from_a_hub_folder_converts_once_and_flows(te
     try:
         assert isinstance(ds.get_field("attributes"), fo.DictField) and ds.first()["person_id"] == "p0001"
         originals = ds.values("attributes")
+        import pytest
+
+        for stage in (merge_attributes, lambda d: generate_attributes(d, api_key="k", overwrite=True)):
+            with pytest.raises(ValueError, match="convert_prototype_dataset"):  # before the conversion: clear
+                stage(ds)
+        assert ds.values("attributes") == originals and not ds.list_runs()
         out = convert_prototype_dataset(ds)
         assert out["attributes_converted"] == 8 and out["identities"] == 4 and not out["already_converted"]
         assert ds.values("prototype_attributes") == originals  # lossless
