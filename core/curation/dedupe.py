@@ -338,7 +338,9 @@ def remove_near_duplicates(samples, threshold=defaults.DEDUPE_THRESHOLD, scope=d
 
     Refuses unless :func:`find_near_duplicates` ran on this same collection
     with the same settings; ``force=True`` runs the dry run itself first
-    instead. Representatives are kept; the index forgets removed samples.
+    instead. Representatives are kept (untagged: they represent no group
+    any more, as a new dry run would find); the index forgets removed
+    samples and ``dataset.info`` remembers their files (a re-import skips them).
 
     Example::
 
@@ -366,6 +368,9 @@ def remove_near_duplicates(samples, threshold=defaults.DEDUPE_THRESHOLD, scope=d
         removed = set(dataset.info.get(contract.REMOVED_FILES_INFO) or []) | set(doomed.values("filepath"))
         dataset.info[contract.REMOVED_FILES_INFO] = sorted(removed)  # a re-import keeps them out
         dataset.delete_samples(ids)
+    kept = samples.match_tags(contract.REPRESENTATIVE_TAG)  # no group remains: as a new dry run would find it
+    kept.set_values(contract.DUPLICATE_GROUP_FIELD, [None] * len(kept))
+    kept.untag_samples(contract.REPRESENTATIVE_TAG)
     report.num_removed = len(ids)
     report.num_duplicates = len(ids)
     dataset.info[_RUN_INFO_KEY] = {**wanted, "collection": _fingerprint(samples.values("id")), "removed": True}

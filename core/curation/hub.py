@@ -59,11 +59,14 @@ def card_sections(samples, description=None):
     identities = len(samples.distinct(contract.PERSON_ID_FIELD)) if has_pid else None
     run = dataset.info.get("person_finder_dedupe_run")
     curation = ["Images are person crops; each sample is one image file, none renamed or merged."]
+    removed = len(dataset.info.get(contract.REMOVED_FILES_INFO) or [])
     if run:
+        tagged = len(samples.match_tags(contract.DUPLICATE_TAG))
         curation.append(
-            f"Near-duplicates were searched with {_model_name(run['model'])} embeddings (cosine distance <= {run['threshold']}, "
-            f"scope {run['scope']}); " + ("the non-representatives were removed." if run.get("removed") else
-                                          "they are tagged `near_duplicate`, not removed."))
+            f"Near-duplicates were searched with {_model_name(run['model'])} embeddings (cosine distance <= "
+            f"{run['threshold']}, scope {run['scope']}); "
+            + (f"{removed} of them (the non-representatives) were removed. " if removed else "")
+            + (f"{tagged} are tagged `near_duplicate`, not removed." if tagged else ""))
     annotation = []
     if contract.MARKET_ATTRIBUTES_FIELD in schema:
         annotation.append(f"`{contract.MARKET_ATTRIBUTES_FIELD}`: the human annotations of Market-1501's "

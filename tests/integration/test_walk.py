@@ -77,6 +77,11 @@ def _walk_from_curation(ds, gt_field, tiny_dinov2, tiny_siglip, tmp_path, specs,
     assert removed["num_removed"] == found["num_duplicates"] > 0
     leaks = stage("check_split_leakage", threshold=THRESHOLD, model=tiny_dinov2)
     assert leaks["num_in_several_splits"] == 0
+    curated = (len(ds), ds.count_sample_tags())
+    assert run("find_near_duplicates", ds, **dedupe)["num_duplicates"] == 0  # re-runs: nothing left to remove
+    assert run("remove_near_duplicates", ds, **dedupe)["num_removed"] == 0
+    assert run("check_split_leakage", ds, threshold=THRESHOLD, model=tiny_dinov2) == leaks
+    assert (len(ds), ds.count_sample_tags()) == curated
     generated = stage("generate_person_attributes", overwrite=True)
     assert generated["failed"] == 0 and generated["attributed"] == len(ds)
     merged = stage("merge_person_attributes")
