@@ -48,6 +48,8 @@ REPRESENTATIVE_TAG = "duplicate_representative"
 DUPLICATE_GROUP_FIELD = "duplicate_group"
 DUPLICATES_VIEW = "near_duplicates"
 REPRESENTATIVES_VIEW = "duplicate_representatives"
+#: ``dataset.info`` key: file paths of the samples curation removed (an import never adds them back).
+REMOVED_FILES_INFO = "person_finder_removed_files"
 LEAK_TAG = "split_leak"
 LEAKS_VIEW = "split_leaks"
 
@@ -66,12 +68,19 @@ PERSON_INDEX_KEY = "person_index"
 #: ``dataset.info`` key of the last search's record: the query, index and threshold behind the ``match`` labels.
 LAST_SEARCH_INFO = "person_finder_last_search"
 
+# --- model folders ----------------------------------------------------------------------------------
+#: File next to a fine-tuned matcher's weights: base model, data provenance and the evaluation's
+#: calibrated threshold (read by search as its default threshold).
+MATCHER_INFO_FILE = "person_finder.json"
+
 # --- run records ----------------------------------------------------------------------------------
 #: Where the FiftyOne run record of a generation / merge is stored.
 ATTRIBUTES_RUN_KEY = "person_attributes"
 #: Version of the prompt and schema; recorded in every run so results can be traced.
 ATTRIBUTES_PROMPT_VERSION = "person-attributes-v1"
 MERGE_RUN_KEY = "person_attributes_merge"
+#: Run key of the last attribute audit (what the dataset card reports).
+AUDIT_RUN_KEY = "person_attributes_audit"
 #: Run keys of fine-tuning and evaluation records on the dataset.
 TRAIN_RUN_KEY = "matcher_finetune"
 EVAL_RUN_KEY = "matcher_eval"

@@ -141,6 +141,8 @@ TRAIN_MIN_IDENTITIES = 2
 TRAIN_GPU_WORKERS = 4
 #: CMC ranks reported by the evaluation.
 EVAL_RANKS = (1, 5, 10)
+#: Points kept of each model's precision-recall curve in the stored evaluation (the App's plot).
+EVAL_PR_CURVE_POINTS = 50
 #: Calibration picks the lowest score whose precision on held-out data reaches this.
 CALIBRATION_TARGET_PRECISION = 0.9
 

@@ -77,6 +77,11 @@ class MergePersonAttributes(PersonFinderOperator):
     params = (
         Param("group_field", "enum", default=contract.PERSON_ID_FIELD, choices=_sample_fields, label="Identity field",
               description="person_id, or the track id of crops cut from videos"),
+        Param("scope_field", "enum", choices=_sample_fields, label="Where an id is valid",
+              description="With a track id: the field naming its video (track ids restart in every video)",
+              when=lambda ctx: ctx.params.get("group_field", contract.PERSON_ID_FIELD) != contract.PERSON_ID_FIELD),
+        Param("overwrite_descriptions", "bool", default=False, label="Replace existing descriptions",
+              description="Off: descriptions the merge did not write (yours, the dataset's) are kept"),
         Param("accessory_min_views", "int", default=defaults.ACCESSORY_MIN_VIEWS, min=1,
               label="Views needed for an accessory",
               description="A bag or hat counts when this many views see it (or all views, if fewer)"),

@@ -111,8 +111,7 @@ class PublishToHub(PersonFinderOperator):
     """Publish the current dataset to the Hugging Face Hub (or stage the same files in a folder)."""
 
     name, label = "publish_to_hub", "publish to Hugging Face Hub"
-    description = "Push the dataset with FiftyOne's hub format and a Person Finder dataset card"
-    targets_view = False
+    description = "Push the dataset (or the current view) with FiftyOne's hub format and a Person Finder dataset card"
     params = (
         Param("repo_name", required=True, label="Repository name", description="Published as <user>/<name>"),
         Param("description", label="Description"),
@@ -129,12 +128,13 @@ class PublishToHub(PersonFinderOperator):
     def run(self, ctx, repo_name, private, staging_dir, **card):
         from ..core.curation import hub
 
+        samples = ctx.target_view()
         if staging_dir:
-            folder = hub.stage_for_hub(ctx.dataset, staging_dir, f"<user>/{repo_name}", **card)
-            return {"staged": folder, "samples": len(ctx.dataset)}
-        repo_id = hub.publish_to_hub(ctx.dataset, repo_name, private=private,
+            folder = hub.stage_for_hub(samples, staging_dir, f"<user>/{repo_name}", **card)
+            return {"staged": folder, "samples": len(samples)}
+        repo_id = hub.publish_to_hub(samples, repo_name, private=private,
                                      token=ctx.secrets.get(contract.HF_TOKEN_SECRET), **card)
-        return {"repo_id": repo_id, "samples": len(ctx.dataset)}
+        return {"repo_id": repo_id, "samples": len(samples)}
 
 
 class LoadFromHub(PersonFinderOperator):
@@ -157,4 +157,24 @@ class LoadFromHub(PersonFinderOperator):
         return {"dataset": dataset.name, "samples": len(dataset)}
 
 
-OPERATORS = [ImportMarket1501, FindNearDuplicates, RemoveNearDuplicates, CheckSplitLeakage, PublishToHub, LoadFromHub]
+class ConvertPrototypeDataset(PersonFinderOperator):
+    """Convert a dataset in the reference prototype's format (plain-dict attributes, string ids) once, losslessly."""
+
+    name, label = "convert_prototype_dataset", "convert a prototype dataset"
+    description = ("Read the prototype's Title-case attribute dicts into the plugin's schema (originals kept in "
+                   "prototype_attributes) and map string person / camera ids to integers (originals kept)")
+    targets_view = False
+    params = (
+        Param("include_sensitive", "bool", default=False, label="Keep ethnicity",
+              description="Sensitive attributes are read only on explicit opt-in"),
+    )
+
+    def run(self, ctx, include_sensitive):
+        from ..core.curation.prototype import convert_prototype_dataset
+
+        return convert_prototype_dataset(ctx.dataset, include_sensitive=include_sensitive,
+                                         on_progress=progress_reporter(ctx))
+
+
+OPERATORS = [ImportMarket1501, FindNearDuplicates, RemoveNearDuplicates, CheckSplitLeakage, PublishToHub, LoadFromHub,
+             ConvertPrototypeDataset]

@@ -86,9 +86,10 @@ class SearchPersons(PersonFinderOperator):
         Param("threshold_type", "enum", default="cosine", choices=defaults.THRESHOLD_TYPES, view="radio",
               label="Threshold in", description="cosine: raw, in [-1, 1]; probability: SigLIP's calibrated, in (0, 1)"),
         Param("threshold", "float",
-              default=lambda p: defaults.MATCH_THRESHOLD if _cosine(p) else defaults.MATCH_PROBABILITY,
               min=lambda p: -1.0 if _cosine(p) else 0.0, max=1.0, label="Match threshold",
-              description="People at or above it are labelled 'match'"),
+              description="People at or above it are labelled 'match'; empty: the threshold calibrated for the "
+                          f"index's matcher (evaluate matchers), else {defaults.MATCH_THRESHOLD} cosine / "
+                          f"{defaults.MATCH_PROBABILITY} probability"),
         Param("k", "int", min=1, label="Show only the best k samples", description="Empty: every sample, best first"),
         Param("brain_key", default=contract.PERSON_INDEX_KEY, label="Index name (brain key)"),
     )

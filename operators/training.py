@@ -8,7 +8,8 @@ from ..core import contract, defaults
 from .base import Param, PersonFinderOperator, progress_reporter
 
 
-_METRIC_COLUMNS = ("rank1", "rank5", "rank10", "mAP", "mINP", "threshold", "precision", "recall")
+_METRIC_COLUMNS = ("rank1", "rank5", "rank10", "mAP", "mINP", "threshold", "precision", "recall", "target_precision",
+                   "target_reached")
 
 
 #: TrainConfig fields the form sets; the rest of TrainConfig keeps its defaults.
@@ -36,7 +37,8 @@ class FinetuneMatcher(PersonFinderOperator):
               label="Validation fraction (of identities)"),
         Param("patience", "int", default=defaults.TRAIN_PATIENCE, min=1, label="Early-stopping patience (epochs)"),
         Param("seed", "int", default=defaults.TRAIN_SEED, label="Seed"),
-        Param("run_key", default=contract.TRAIN_RUN_KEY, label="Run key"),
+        Param("run_key", label="Run key", description=f"Empty: {contract.TRAIN_RUN_KEY}, or the next free "
+                                                       f"{contract.TRAIN_RUN_KEY}_N when another model holds it"),
     )
 
     def run(self, ctx, output_dir, **params):
@@ -45,7 +47,7 @@ class FinetuneMatcher(PersonFinderOperator):
 
         config = TrainConfig(**{name: params.pop(name) for name in _CONFIG_PARAMS})
         result = finetune(ctx.target_view(), output_dir, config, on_progress=progress_reporter(ctx), **params)
-        return {"model_dir": result.model_dir, "best_epoch": result.best_epoch,
+        return {"model_dir": result.model_dir, "run_key": result.run_key, "best_epoch": result.best_epoch,
                 "epochs_run": len(result.history), "stopped_early": result.stopped_early,
                 "best_val_mAP": result.best_metrics.get("val_mAP")}
 
@@ -66,12 +68,15 @@ class EvaluateMatchers(PersonFinderOperator):
     )
 
     def run(self, ctx, zero_shot, finetuned, **params):
-        from ..core.training.evaluation import evaluate_matchers
+        from ..core.training.evaluation import evaluate_matchers, load_pr_curves
 
         models = {name: model for name, model in (("zero-shot", zero_shot), ("fine-tuned", finetuned)) if model}
         rows = evaluate_matchers(ctx.target_view(), models or None, on_progress=progress_reporter(ctx), **params)
+        curves = load_pr_curves(ctx.dataset, params["run_key"])
         return {"rows": [{k: v for k, v in r.items() if k in ("model",) + _METRIC_COLUMNS} for r in rows],
-                "plot": _bar_chart(rows)}
+                "plot": _bar_chart(rows),
+                "pr_curve": [dict(type="scatter", mode="lines", name=name, x=c["recall"], y=c["precision"])
+                             for name, c in curves.items() if c]}
 
     def resolve_output(self, ctx):
         outputs = types.Object()
@@ -80,6 +85,7 @@ class EvaluateMatchers(PersonFinderOperator):
             table.add_column(key, label=key)
         outputs.list("rows", types.Object(), label="Text-to-person retrieval (query vs gallery)", view=table)
         outputs.plot("plot", label="Zero-shot vs fine-tuned")
+        outputs.plot("pr_curve", label="Precision (y) against recall (x) of (query, gallery) pairs")
         return types.Property(outputs)
 
 

@@ -41,15 +41,19 @@ class PersonSearchPanel(foo.Panel):
         keys = [i["key"] for i in indexes]
         form = ctx.panel.state.form or {}
         brain_key = form.get("brain_key")
+        brain_key = brain_key if brain_key in keys else (
+            contract.PERSON_INDEX_KEY if contract.PERSON_INDEX_KEY in keys else (keys or [None])[0])
         threshold = ctx.panel.state.threshold
         record = last_search(ctx.dataset)
         if threshold is None:
+            from ..core.models.matcher import matcher_threshold
+
+            model = next((i["model"] for i in indexes if i["key"] == brain_key), None) or defaults.MATCHER_MODEL
             threshold = record["threshold"] if record and record["threshold_type"] == "cosine" else \
-                defaults.MATCH_THRESHOLD
+                matcher_threshold(model)
         ctx.panel.state.set({
             "indexes": {i["key"]: i["patches_field"] for i in indexes},
-            "form.brain_key": brain_key if brain_key in keys else (
-                contract.PERSON_INDEX_KEY if contract.PERSON_INDEX_KEY in keys else (keys or [None])[0]),
+            "form.brain_key": brain_key,
             "form.k": form.get("k") or defaults.TOP_K,
             "threshold": round(float(threshold), defaults.PANEL_SCORE_DECIMALS),
             "recent": panel_data.recent_queries(ctx.dataset),

@@ -74,10 +74,11 @@ def training_specs(people_per_pair=PEOPLE_PER_PAIR):
 
 
 def person_texts(spec):
-    """Every phrasing of ``describe`` plus the short "red top and blue trousers" caption."""
+    """Every phrasing of ``describe`` plus the short "red top and blue trousers" caption of its attributes."""
     from ..core.attributes.captions import attribute_captions
+    from .fake_gemini import spec_answer
 
-    return [synthetic.describe(spec, v) for v in range(3)] + attribute_captions(synthetic.market_attributes(spec))[:1]
+    return [synthetic.describe(spec, v) for v in range(3)] + attribute_captions(spec_answer(spec))[:1]
 
 
 def person_items(specs, first_id=0, images=4, seed=0):
@@ -146,7 +147,8 @@ def finetune_tiny_siglip(folder, epochs=30, people_per_pair=PEOPLE_PER_PAIR, ima
 
 def write_people_dataset(name, root, specs, images=3, first_id=1, seed=0):
     """A dataset of synthetic crops: the first half of the people ``train``, the rest ``query`` (1 image)
-    and ``gallery``, with ``person_id``, ``description`` and Market-style ``merged_attributes``.
+    and ``gallery``, with ``person_id``, ``description``, per-view ``attributes`` (what a perfect Gemini
+    answers) and ``merged_attributes`` written by the product's own merge.
 
     Example::
 
@@ -154,6 +156,10 @@ def write_people_dataset(name, root, specs, images=3, first_id=1, seed=0):
     """
     os.makedirs(root, exist_ok=True)
     import fiftyone as fo
+
+    from ..core.attributes.merge import merge_attributes
+    from ..core.attributes.store import to_document
+    from .fake_gemini import spec_answer
 
     ds = fo.Dataset(name)
     samples = []
@@ -166,6 +172,7 @@ def write_people_dataset(name, root, specs, images=3, first_id=1, seed=0):
             tag = "train" if i < n_train else ("query" if k == 0 else "gallery")
             samples.append(fo.Sample(filepath=path, tags=[tag], person_id=pid,
                                      description=synthetic.describe(spec, variant=k),
-                                     merged_attributes=synthetic.market_attributes(spec)))
+                                     attributes=to_document(spec_answer(spec), provider="test")))
     ds.add_samples(samples)
+    merge_attributes(ds)
     return ds

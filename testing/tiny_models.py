@@ -78,6 +78,35 @@ def make_tiny_siglip(folder, hidden_size=64, image_size=64, patch_size=8, layers
     return folder
 
 
+def make_tiny_clip(folder, hidden_size=32, image_size=32, patch_size=8, seed=0):
+    """Save a tiny random CLIP (no learned logit bias: the sigmoid loss does not apply) to ``folder``."""
+    import torch
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import CLIPConfig, CLIPImageProcessor, CLIPModel, CLIPProcessor, CLIPTokenizerFast
+
+    torch.manual_seed(seed)
+    bpe = Tokenizer(models.BPE())
+    bpe.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    bpe.decoder = decoders.ByteLevel()
+    bpe.train_from_iterator(_tokenizer_corpus(), trainers.BpeTrainer(
+        vocab_size=400, special_tokens=["<|startoftext|>", "<|endoftext|>"],
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet()))
+    tokenizer = CLIPTokenizerFast(tokenizer_object=bpe, bos_token="<|startoftext|>", eos_token="<|endoftext|>",
+                                  unk_token="<|endoftext|>", pad_token="<|endoftext|>")
+    ids = dict(bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
+               pad_token_id=tokenizer.pad_token_id)
+    tower = dict(hidden_size=hidden_size, intermediate_size=hidden_size * 2, num_hidden_layers=1, num_attention_heads=2,
+                 projection_dim=hidden_size)
+    config = CLIPConfig(text_config=dict(vocab_size=len(tokenizer), max_position_embeddings=64, **ids, **tower),
+                        vision_config=dict(image_size=image_size, patch_size=patch_size, **tower),
+                        projection_dim=hidden_size)
+    CLIPModel(config).save_pretrained(folder)
+    CLIPProcessor(image_processor=CLIPImageProcessor(size={"shortest_edge": image_size},
+                                                     crop_size={"height": image_size, "width": image_size}),
+                  tokenizer=tokenizer).save_pretrained(folder)
+    return folder
+
+
 def make_tiny_dinov2(folder, hidden_size=32, image_size=56, patch_size=14, layers=2, seed=0):
     """Save a tiny DINOv2 backbone and its image processor to ``folder``."""
     import torch

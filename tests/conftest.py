@@ -80,6 +80,14 @@ def tiny_siglip():
 
 
 @pytest.fixture(scope="session")
+def tiny_clip():
+    """Folder of a tiny random CLIP (no logit bias), saved like a hub checkpoint."""
+    from person_finder.testing.tiny_models import make_tiny_clip
+
+    return make_tiny_clip(os.path.join(TEST_ROOT, "models", "tiny-clip"))
+
+
+@pytest.fixture(scope="session")
 def tiny_dinov2():
     from person_finder.testing.tiny_models import make_tiny_dinov2
 

@@ -58,13 +58,41 @@ def to_market_codes(values):
     return {name: fn(values) for name, fn in MARKET_MAP.items()}
 
 
-def audit_attributes(samples, field=contract.ATTRIBUTES_FIELD, gt_field=contract.MARKET_ATTRIBUTES_FIELD):
+def reference_codes(truth):
+    """Market-1501 codes of a reference record: Market's own codes, a record of our schema, or a prototype dict.
+
+    Example::
+
+        reference_codes({"upred": 2})                                   # {'upred': 2}
+        reference_codes({"clothing": {"upper_body": "Red t-shirt"}})["upred"]   # 2
+    """
+    if truth is None:
+        return {}
+    if hasattr(truth, "to_dict"):
+        truth = truth.to_dict()
+    if all(isinstance(v, (int, float)) or v is None for k, v in truth.items() if k in MARKET_MAP):
+        if any(k in MARKET_MAP for k in truth):
+            return truth
+    if "upper_colors" in truth:
+        return to_market_codes(truth)
+    from .prototype import from_prototype
+
+    return to_market_codes(from_prototype(truth))
+
+
+def audit_attributes(samples, field=contract.ATTRIBUTES_FIELD, gt_field=contract.MARKET_ATTRIBUTES_FIELD,
+                     run_key=contract.AUDIT_RUN_KEY):
     """Per-attribute agreement of ``field`` with Market-1501 ground truth in ``gt_field``.
+
+    ``gt_field`` may also hold records of our schema or the prototype's
+    attribute dicts (``prototype_attributes`` after
+    ``convert_prototype_dataset``): they are compared as Market codes.
 
     Returns ``{"samples": n, "mean_accuracy": x, "rows": [{attribute, compared,
     correct, unknown, accuracy}, ...]}``; accuracy is over the samples where
     both sides have a value. Only attributes present in the ground truth are
-    listed.
+    listed. The report is recorded as run ``run_key`` (the dataset card
+    says "audited" only when it exists).
 
     Example::
 
@@ -73,12 +101,13 @@ def audit_attributes(samples, field=contract.ATTRIBUTES_FIELD, gt_field=contract
     for name in (field, gt_field):
         if not samples.has_field(name):
             raise ValueError(f"field {name!r} not found; audit needs generated attributes and Market-1501 "
-                             f"ground truth ({contract.MARKET_ATTRIBUTES_FIELD!r}, written by the Market importer)")
+                             f"ground truth ({contract.MARKET_ATTRIBUTES_FIELD!r}, written by the Market importer; or "
+                             "'prototype_attributes' on a converted prototype dataset)")
     both = samples.exists(field).exists(gt_field)
     counts = collections.defaultdict(lambda: collections.Counter())
     for doc, truth in zip(*both.values([field, gt_field])):
         codes = to_market_codes({k: doc.get_field(k) for k in doc.field_names if doc.has_field(k)})
-        for name, true_code in (truth or {}).items():
+        for name, true_code in reference_codes(truth).items():
             if name not in MARKET_MAP or true_code is None:
                 continue
             ours = codes[name]
@@ -92,8 +121,13 @@ def audit_attributes(samples, field=contract.ATTRIBUTES_FIELD, gt_field=contract
              "accuracy": round(c["correct"] / c["compared"], 4) if c["compared"] else None}
             for name, c in ((n, counts[n]) for n in MARKET_MAP if n in counts)]
     scored = [r["accuracy"] for r in rows if r["accuracy"] is not None]
-    return {"samples": len(both), "field": field,
-            "mean_accuracy": round(sum(scored) / len(scored), 4) if scored else None, "rows": rows}
+    report = {"samples": len(both), "field": field, "gt_field": gt_field,
+              "mean_accuracy": round(sum(scored) / len(scored), 4) if scored else None, "rows": rows}
+    from .store import save_run
+
+    record = {("num_samples" if k == "samples" else k): v for k, v in report.items()}  # "samples" is reserved
+    save_run(samples, run_key, {"field": field, "gt_field": gt_field}, record)
+    return report
 
 
 def format_table(report):

@@ -39,7 +39,7 @@ from pydantic import BaseModel
 from .. import contract, defaults
 from ..progress import notify
 from .schema import attribute_schema
-from .store import ChunkWriter, pending, save_run, to_document
+from .store import ChunkWriter, check_attributes_field, pending, save_run, to_document
 
 logger = logging.getLogger(__name__)
 
@@ -427,12 +427,15 @@ def generate_attributes(samples, api_key=None, model=defaults.GEMINI_MODEL,
         generate_attributes(dataset.match_tags("train"), views_per_call=4, concurrency=8)
     """
     _validate(views_per_call, concurrency, requests_per_minute, chunk_size, samples, group_field)
+    check_attributes_field(samples, field)
     schema = attribute_schema(include_sensitive)
     todo = pending(samples, field, overwrite)
     jobs = plan_jobs(todo, views_per_call, group_field)
     estimate = estimate_usage(jobs, include_sensitive)
     if dry_run:
         return {"dry_run": True, "samples": sum(len(j) for j in jobs), "model": model, **estimate}
+    if not jobs:  # nothing to do: the last run's record stays the truth
+        return {"todo": 0, "attributed": 0, "failed": 0, "calls": 0, "run_key": run_key}
     key = resolve_api_key(api_key)
     caller = GeminiCaller(key, model=model, base_url=base_url, timeout_s=timeout_s, max_attempts=max_attempts,
                           backoff_initial_s=backoff_initial_s, requests_per_minute=requests_per_minute,
@@ -470,6 +473,7 @@ def generate_attributes(samples, api_key=None, model=defaults.GEMINI_MODEL,
                       "views_per_call": views_per_call, "include_sensitive": bool(include_sensitive),
                       "concurrency": concurrency, "requests_per_minute": requests_per_minute, "field": field}
             results = {"todo": sum(len(j) for j in jobs), "attributed": writer.written, "failed": writer.failed,
+                       "unstored": writer.unstored,
                        "calls": caller.stats["calls"], "attempts": caller.stats["attempts"],
                        "retries": caller.stats["retries"], "rate_limited": caller.stats["rate_limited"],
                        "prompt_tokens": caller.stats["prompt_tokens"], "output_tokens": caller.stats["output_tokens"],

@@ -26,7 +26,7 @@ from .. import contract, defaults
 from ..progress import notify
 from .schema import (ACCESSORY_FIELDS, BAG_COLOR_FIELDS, LIST_FIELDS, TEXT_FIELDS, UNKNOWN, PersonAttributes,
                      SensitivePersonAttributes, allowed_values)
-from .store import from_document, save_run, to_document
+from .store import check_attributes_field, from_document, save_run, to_document
 
 ABSENT = ("no", UNKNOWN)
 
@@ -185,13 +185,23 @@ def template_description(values):
     return text
 
 
-def merge_attributes(samples, group_field=contract.PERSON_ID_FIELD, field=contract.ATTRIBUTES_FIELD,
+def merge_attributes(samples, group_field=contract.PERSON_ID_FIELD, scope_field=None, field=contract.ATTRIBUTES_FIELD,
                      merged_field=contract.MERGED_ATTRIBUTES_FIELD, agreement_field=contract.AGREEMENT_FIELD,
                      description_field=contract.DESCRIPTION_FIELD, accessory_min_views=defaults.ACCESSORY_MIN_VIEWS,
-                     rewrite=False, run_key=contract.MERGE_RUN_KEY, on_progress=None, **gemini_kwargs):
+                     rewrite=False, overwrite_descriptions=False, run_key=contract.MERGE_RUN_KEY, on_progress=None,
+                     **gemini_kwargs):
     """Merge ``field`` across the views of each identity and write the merged fields to every view.
 
-    ``rewrite`` asks Gemini (``gemini_kwargs``: api_key, model, base_url, ...)
+    Views are grouped by ``group_field``; grouping by anything but the
+    person id (a tracker's ids restart in every video) needs
+    ``scope_field``, the field naming where an id is valid (e.g. the
+    video's id): groups are then (scope, id) pairs. Pass
+    ``scope_field=False`` for ids that are unique across the dataset.
+
+    The merged description goes to ``description_field`` only where that is
+    empty or still holds an earlier merge's text: a description someone else
+    wrote (a user, the dataset's authors) is kept unless
+    ``overwrite_descriptions``. ``rewrite`` asks Gemini (``gemini_kwargs``: api_key, model, base_url, ...)
     to turn each template description into fluent text; identities whose
     rewrite fails keep the template. Returns a summary dict.
 
@@ -199,10 +209,15 @@ def merge_attributes(samples, group_field=contract.PERSON_ID_FIELD, field=contra
 
         merge_attributes(dataset.match_tags("train"), accessory_min_views=2)
     """
-    for name in (group_field, field):
+    for name in (group_field, field) + ((scope_field,) if scope_field else ()):
         if not samples.has_field(name):
             raise ValueError(f"field {name!r} not found; generate attributes first and group by one of "
                              f"{sorted(samples.get_field_schema())}")
+    if group_field != contract.PERSON_ID_FIELD and scope_field is None:
+        raise ValueError(f"grouping by {group_field!r}: track ids restart in every video, so people of different "
+                         "videos would be merged. Pass scope_field (the field naming the video or source, e.g. "
+                         "'video_id'), or scope_field=False if the ids are unique across the dataset")
+    check_attributes_field(samples, field)
     if int(accessory_min_views) < 1:
         raise ValueError(f"accessory_min_views={accessory_min_views!r}; use an integer >= 1")
     schema = SensitivePersonAttributes if samples.has_field(f"{field}.ethnicity") else PersonAttributes
@@ -211,6 +226,9 @@ def merge_attributes(samples, group_field=contract.PERSON_ID_FIELD, field=contra
 
         gemini_kwargs["api_key"] = resolve_api_key(gemini_kwargs.get("api_key"))
     ids, groups, docs = samples.values(["id", group_field, field])
+    if scope_field:
+        groups = [None if g is None else (scope, g) for scope, g in zip(samples.values(scope_field), groups)]
+    own_texts = _writable_descriptions(samples, ids, merged_field, description_field, overwrite_descriptions)
     members = collections.defaultdict(list)
     for sample_id, group, doc in zip(ids, groups, docs):
         if group is not None:
@@ -240,22 +258,37 @@ def merge_attributes(samples, group_field=contract.PERSON_ID_FIELD, field=contra
         for sample_id, _ in members[group]:
             docs_by_id[sample_id] = doc
             agreement_by_id[sample_id] = result.agreement
-            text_by_id[sample_id] = result.values["description"]
+            if sample_id in own_texts:
+                text_by_id[sample_id] = result.values["description"]
     dataset = samples._root_dataset
     if docs_by_id:
         dataset.set_values(merged_field, docs_by_id, key_field="id", dynamic=True)
         dataset.set_values(agreement_field, agreement_by_id, key_field="id")
-        dataset.set_values(description_field, text_by_id, key_field="id")
+        if text_by_id:
+            dataset.set_values(description_field, text_by_id, key_field="id")
     notify(on_progress, 1.0, "merged")
     agreements = [m.agreement for m in merged.values()]
     results = {"identities": len(merged), "views": len(docs_by_id),
                "identities_without_attributes": len(members) - len(merged),
                "mean_agreement": round(sum(agreements) / len(agreements), 4) if agreements else None,
                "identities_with_conflicts": sum(1 for m in merged.values() if m.conflicts),
-               "rewrite_failures": rewritten_failures}
-    save_run(samples, run_key, {"group_field": group_field, "field": field, "merged_field": merged_field,
+               "rewrite_failures": rewritten_failures, "descriptions_written": len(text_by_id),
+               "descriptions_kept": len(docs_by_id) - len(text_by_id)}
+    save_run(samples, run_key, {"group_field": group_field, "scope_field": scope_field or None, "field": field,
+                                "merged_field": merged_field,
                                 "accessory_min_views": int(accessory_min_views), "rewrite": bool(rewrite)}, results)
     return {**results, "run_key": run_key}
+
+
+def _writable_descriptions(samples, ids, merged_field, description_field, overwrite):
+    """Ids of the samples whose description the merge may write: empty, or an earlier merge's own text."""
+    if overwrite or not samples.has_field(description_field):
+        return set(ids)
+    texts = samples.values(description_field)
+    previous = (samples.values(f"{merged_field}.description") if samples.has_field(merged_field)
+                else [None] * len(ids))
+    return {i for i, text, old in zip(ids, texts, previous)
+            if not (isinstance(text, str) and text.strip()) or text == old}
 
 
 def _view_descriptions(views, schema):

@@ -14,6 +14,7 @@ Example::
 from __future__ import annotations
 
 import datetime
+import os
 
 from .. import contract, defaults
 
@@ -42,6 +43,21 @@ def from_document(doc, schema):
     return values, confidence
 
 
+def check_attributes_field(samples, field=contract.ATTRIBUTES_FIELD):
+    """Raise ``ValueError`` when ``field`` holds the prototype's plain dicts instead of the plugin's documents.
+
+    Example::
+
+        check_attributes_field(load_hub_dataset("/data/prototype-hub"))   # ValueError: convert it first
+    """
+    import fiftyone as fo
+
+    if isinstance(samples.get_field(field), fo.DictField):
+        raise ValueError(f"{field!r} holds plain dicts (the reference prototype's format), not Person Finder's "
+                         "attribute documents: convert the dataset once with the convert_prototype_dataset operator "
+                         "(core.curation.prototype), which keeps the originals; nothing was changed")
+
+
 def pending(samples, field=contract.ATTRIBUTES_FIELD, overwrite=False):
     """The samples still to do: those without ``field``, or all of them with ``overwrite``."""
     if overwrite or not samples.has_field(field):
@@ -54,13 +70,20 @@ class ChunkWriter:
 
     A success sets ``field`` and clears ``error_field``; a failure sets
     ``error_field`` and leaves any earlier ``field`` value untouched. A
-    record the database refuses (too large, ...) becomes that sample's
-    error; the rest of its chunk is still written.
+    record the database refuses (too large, ...) is not lost: it is saved
+    as JSON in ``spool_dir`` (default: ``<FiftyOne dataset dir>/
+    person_finder_unstored/<dataset>``), counted in ``unstored`` (not in
+    ``failed``, which counts what the provider failed to answer) and its
+    path becomes the sample's error; the rest of its chunk is still written.
     """
 
     def __init__(self, samples, field=contract.ATTRIBUTES_FIELD, error_field=contract.ATTRIBUTES_ERROR_FIELD,
-                 chunk_size=defaults.ATTRIBUTES_CHUNK_SIZE):
+                 chunk_size=defaults.ATTRIBUTES_CHUNK_SIZE, spool_dir=None):
+        import fiftyone as fo
+
         self.dataset = samples._root_dataset
+        self.spool_dir = spool_dir or os.path.join(fo.config.default_dataset_dir, "person_finder_unstored",
+                                                   self.dataset.name)
         self.field = field
         self.error_field = error_field
         self.chunk_size = max(int(chunk_size), 1)
@@ -68,6 +91,7 @@ class ChunkWriter:
         self._errors = {}
         self.written = 0
         self.failed = 0
+        self.unstored = 0
         self._ensure_fields()
 
     def _ensure_fields(self):
@@ -89,17 +113,29 @@ class ChunkWriter:
         """Write what is buffered."""
         done, errors = self._done, self._errors
         self._done, self._errors = {}, {}
+        self.failed += len(errors)
         try:
             self._write(done)
         except Exception:  # noqa: BLE001 - write one by one: only the refused records fail
             for sample_id, document in done.items():
                 try:
                     self._write({sample_id: document})
-                except Exception as exc:  # noqa: BLE001 - recorded on the sample
-                    errors[sample_id] = f"result could not be stored ({type(exc).__name__}: {str(exc)[:200]})"
+                except Exception as exc:  # noqa: BLE001 - kept on disk, recorded on the sample
+                    errors[sample_id] = (f"result could not be stored ({type(exc).__name__}: {str(exc)[:200]}); "
+                                         f"the answer is kept in {self._spool(sample_id, document)}")
+                    self.unstored += 1
         if errors:
             self.dataset.set_values(self.error_field, errors, key_field="id")
-            self.failed += len(errors)
+
+    def _spool(self, sample_id, document):
+        """Save a refused record as JSON (the paid-for answer survives); returns its path."""
+        import json
+
+        os.makedirs(self.spool_dir, exist_ok=True)
+        path = os.path.join(self.spool_dir, f"{sample_id}.json")
+        with open(path, "w") as f:
+            json.dump(document.to_dict(), f, default=str)
+        return path
 
     def _write(self, done):
         if done:
@@ -115,7 +151,8 @@ def save_run(samples, run_key, config, results):
     """Record a run on the dataset (``dataset.get_run_info(run_key)`` / ``load_run_results``).
 
     ``config`` and ``results`` are JSON-able dicts; the previous run under
-    ``run_key`` is replaced.
+    ``run_key`` is replaced. The record is always on the root dataset (a
+    patches or frames view's own dataset is temporary).
 
     Example::
 
@@ -123,9 +160,11 @@ def save_run(samples, run_key, config, results):
         dataset.load_run_results("person_attributes").calls
     """
     dataset = samples._root_dataset
-    config = samples.init_run(**config)
+    # a generated view (patches, frames, clips) lives on a temporary dataset: the record goes to the real one
+    owner = samples if samples._dataset is dataset else dataset
+    config = owner.init_run(**config)
     if run_key in dataset.list_runs():
         dataset.delete_run(run_key)
-    samples.register_run(run_key, config)
+    owner.register_run(run_key, config)
     finished = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
     dataset.save_run_results(run_key, dataset.init_run_results(run_key, finished=finished, **results))

@@ -20,7 +20,7 @@ import numpy as np
 from .. import contract, defaults
 from ..progress import notify
 from .schema import BAG_COLOR_FIELDS, LIST_FIELDS, TEXT_FIELDS, UNKNOWN, allowed_values, attribute_schema
-from .store import ChunkWriter, pending, save_run, to_document
+from .store import ChunkWriter, check_attributes_field, pending, save_run, to_document
 
 #: Prompt template per attribute; ``{v}`` is the value (after VALUE_WORDS).
 TEMPLATES = {
@@ -116,8 +116,11 @@ def zero_shot_attributes(samples, matcher=defaults.MATCHER_MODEL, include_sensit
         raise ValueError(f"min_confidence={min_confidence!r}; use a number in [0, 1]")
     if int(batch_size) < 1:
         raise ValueError(f"batch_size={batch_size!r}; use an integer >= 1")
+    check_attributes_field(samples, field)
     if dry_run:
         return {"dry_run": True, "samples": len(pending(samples, field, overwrite)), "calls": 0}
+    if not len(pending(samples, field, overwrite)):  # nothing to do: the last run's record stays the truth
+        return {"todo": 0, "attributed": 0, "failed": 0, "run_key": run_key}
     schema = attribute_schema(include_sensitive)
     model = matcher if hasattr(matcher, "embed_images") else load_matcher(matcher, device=device, batch_size=batch_size)
     prompts = attribute_prompts(schema)

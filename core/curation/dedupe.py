@@ -66,6 +66,8 @@ class LeakageReport:
     num_samples: int = 0
     samples_per_split: dict = dataclasses.field(default_factory=dict)
     person_ids: list = dataclasses.field(default_factory=list)
+    #: Samples tagged with two split groups at once (e.g. ``train`` and ``val``): leaks by themselves.
+    num_in_several_splits: int = 0
     view: str = contract.LEAKS_VIEW
 
     def summary(self):
@@ -336,7 +338,9 @@ def remove_near_duplicates(samples, threshold=defaults.DEDUPE_THRESHOLD, scope=d
 
     Refuses unless :func:`find_near_duplicates` ran on this same collection
     with the same settings; ``force=True`` runs the dry run itself first
-    instead. Representatives are kept; the index forgets removed samples.
+    instead. Representatives are kept (untagged: they represent no group
+    any more, as a new dry run would find); the index forgets removed
+    samples and ``dataset.info`` remembers their files (a re-import skips them).
 
     Example::
 
@@ -361,7 +365,12 @@ def remove_near_duplicates(samples, threshold=defaults.DEDUPE_THRESHOLD, scope=d
         index = dataset.load_brain_results(brain_key)
         index.remove_from_index(sample_ids=ids)
         index.save()
+        removed = set(dataset.info.get(contract.REMOVED_FILES_INFO) or []) | set(doomed.values("filepath"))
+        dataset.info[contract.REMOVED_FILES_INFO] = sorted(removed)  # a re-import keeps them out
         dataset.delete_samples(ids)
+    kept = samples.match_tags(contract.REPRESENTATIVE_TAG)  # no group remains: as a new dry run would find it
+    kept.set_values(contract.DUPLICATE_GROUP_FIELD, [None] * len(kept))
+    kept.untag_samples(contract.REPRESENTATIVE_TAG)
     report.num_removed = len(ids)
     report.num_duplicates = len(ids)
     dataset.info[_RUN_INFO_KEY] = {**wanted, "collection": _fingerprint(samples.values("id")), "removed": True}
@@ -386,9 +395,11 @@ def check_split_leakage(samples, threshold=defaults.DEDUPE_THRESHOLD, split_grou
                         batch_size=defaults.DEDUPE_BATCH_SIZE, on_progress=None):
     """Flag near-duplicates that cross split groups (default: train | val | query+gallery).
 
-    Both members of each leaky pair get ``contract.LEAK_TAG``; the saved view
-    ``contract.LEAKS_VIEW`` shows them sorted by person. Samples in no group
-    are ignored.
+    Both members of each leaky pair get ``contract.LEAK_TAG``; so does a
+    sample tagged with two groups at once (``train`` and ``val``: it is in
+    both splits, with or without a near-duplicate). A pair leaks when its
+    members' groups differ. The saved view ``contract.LEAKS_VIEW`` shows
+    them sorted by person. Samples in no group are ignored.
 
     Example::
 
@@ -404,9 +415,10 @@ def check_split_leakage(samples, threshold=defaults.DEDUPE_THRESHOLD, split_grou
         raise ValueError(f"no sample carries any of the split tags {split_groups}")
     ids, pairs, _ = _search(tagged, threshold, "global", brain_key, model, batch_size, on_progress)
     tags = tagged.values("tags")
-    group_of = np.array([next(k for k, g in enumerate(split_groups) if set(g) & set(t)) for t in tags])
-    leaky = pairs[group_of[pairs[:, 0]] != group_of[pairs[:, 1]]] if len(pairs) else pairs
-    rows = np.unique(leaky)
+    member = np.array([[bool(set(g) & set(t)) for g in split_groups] for t in tags])  # samples x groups
+    several = np.flatnonzero(member.sum(axis=1) > 1)
+    leaky = pairs[(member[pairs[:, 0]] != member[pairs[:, 1]]).any(axis=1)] if len(pairs) else pairs
+    rows = np.union1d(np.unique(leaky), several).astype(int)
     leak_ids = [ids[r] for r in rows]
 
     dataset = samples._root_dataset
@@ -416,12 +428,13 @@ def check_split_leakage(samples, threshold=defaults.DEDUPE_THRESHOLD, split_grou
     if samples.has_field(contract.PERSON_ID_FIELD):
         view = view.sort_by(contract.PERSON_ID_FIELD)
     _save_view(dataset, contract.LEAKS_VIEW, view, "near-duplicates that cross train / val / test")
-    per_split = {"+".join(g): int((group_of[rows] == k).sum()) for k, g in enumerate(split_groups)}
+    per_split = {"+".join(g): int(member[rows, k].sum()) for k, g in enumerate(split_groups)}
     person_ids = sorted(set(view.values(contract.PERSON_ID_FIELD))) if samples.has_field(
         contract.PERSON_ID_FIELD) else []
     notify(on_progress, 1.0, f"{len(leaky)} leaky pairs")
     return LeakageReport(threshold=float(threshold), num_pairs=len(leaky), num_samples=len(leak_ids),
-                         samples_per_split=per_split, person_ids=[int(p) for p in person_ids if p is not None])
+                         samples_per_split=per_split, person_ids=[int(p) for p in person_ids if p is not None],
+                         num_in_several_splits=len(several))
 
 
 def _save_view(dataset, name, view, description):

@@ -86,6 +86,8 @@ class MarketImportReport:
     dataset_name: str
     added: int = 0
     already_present: int = 0
+    #: Files curation removed from this dataset (near-duplicates); an import never adds them back.
+    previously_removed: int = 0
     junk_skipped: int = 0
     corrupt: list = dataclasses.field(default_factory=list)  # relative paths that PIL could not decode
     counts: dict = dataclasses.field(default_factory=dict)  # tag -> samples in the dataset
@@ -219,9 +221,10 @@ def import_market1501(root, name=None, dataset=None, attributes_path=None, inclu
                       val_fraction=0.0, seed=defaults.VAL_SPLIT_SEED, persistent=True, on_progress=None):
     """Import a Market-1501 folder into ``dataset`` (or the dataset called ``name``, created if missing).
 
-    Re-running adds only the images not yet in the dataset (resumable);
-    labels already on existing samples are never touched. Returns
-    ``(dataset, MarketImportReport)``.
+    Re-running adds only the images not yet in the dataset (resumable) and
+    undoes no curation: files removed as near-duplicates stay out, new
+    images of ``val`` people join ``val``, labels and tags already on
+    existing samples are never touched. Returns ``(dataset, MarketImportReport)``.
 
     Example::
 
@@ -240,12 +243,16 @@ def import_market1501(root, name=None, dataset=None, attributes_path=None, inclu
     report = MarketImportReport(dataset_name=dataset.name)
     root = os.path.abspath(os.path.expanduser(str(root)))
     present = set(dataset.values("filepath")) if len(dataset) else set()
+    removed = set(dataset.info.get(contract.REMOVED_FILES_INFO) or [])
+    val_ids = set(dataset.match_tags(contract.VAL_TAG).distinct(contract.PERSON_ID_FIELD)) if len(dataset) else set()
     pending = []
     for rel, tag, parsed in entries:
         if parsed.person_id < 0:
             report.junk_skipped += 1
         elif os.path.join(root, rel) in present:
             report.already_present += 1
+        elif os.path.join(root, rel) in removed:
+            report.previously_removed += 1
         else:
             pending.append((rel, tag, parsed))
     batch, total = [], max(len(pending), 1)
@@ -255,7 +262,8 @@ def import_market1501(root, name=None, dataset=None, attributes_path=None, inclu
         if metadata is None:
             report.corrupt.append(rel)
             continue
-        tags = [tag] + ([contract.DISTRACTOR_TAG] if parsed.person_id == 0 else [])
+        split = contract.VAL_TAG if tag == "train" and parsed.person_id in val_ids else tag
+        tags = [split] + ([contract.DISTRACTOR_TAG] if parsed.person_id == 0 else [])
         fields = {contract.PERSON_ID_FIELD: parsed.person_id, contract.CAMERA_ID_FIELD: parsed.camera_id,
                   "sequence": parsed.sequence, "frame": parsed.frame}
         if parsed.person_id in attributes:
@@ -310,9 +318,22 @@ def carve_validation_split(samples, fraction=0.1, seed=defaults.VAL_SPLIT_SEED):
     chosen = sorted(np.random.default_rng(int(seed)).choice(ids, size=count, replace=False).tolist())
     from fiftyone import ViewField as F
 
-    view = train.match(F(contract.PERSON_ID_FIELD).is_in(chosen))
-    view.tag_samples(contract.VAL_TAG)
-    view.untag_samples("train")
-    dataset.info[_VAL_INFO_KEY] = settings
-    dataset.save()
+    move_to_validation(train.match(F(contract.PERSON_ID_FIELD).is_in(chosen)), settings)
     return count
+
+
+def move_to_validation(samples, settings):
+    """Tag ``samples`` ``val`` instead of ``train`` and record how the split was made (``settings``, a dict).
+
+    The dataset's one validation split: the import carves it, fine-tuning
+    carves it when there is none, and both read it afterwards.
+
+    Example::
+
+        move_to_validation(dataset.match(F("person_id").is_in([3, 7])), {"fraction": 0.2, "seed": 0})
+    """
+    dataset = samples._root_dataset
+    samples.tag_samples(contract.VAL_TAG)
+    samples.untag_samples("train")
+    dataset.info[_VAL_INFO_KEY] = dict(settings)
+    dataset.save()

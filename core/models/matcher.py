@@ -44,6 +44,7 @@ class ImageTextMatcher:
         self.model_type = model.config.model_type
         self.is_siglip = self.model_type.startswith("siglip")
         self.text_tokens = self._text_window()
+        self._truncated = set()  # texts already warned about (a training loop tokenises them every epoch)
 
     def _text_window(self):
         text_config = getattr(self.model.config, "text_config", None)
@@ -72,7 +73,8 @@ class ImageTextMatcher:
         padding = "max_length" if self.is_siglip else True
         lengths = [len(ids) for ids in tokenizer(list(texts), add_special_tokens=True)["input_ids"]]
         for text, n in zip(texts, lengths):
-            if n > self.text_tokens:
+            if n > self.text_tokens and text not in self._truncated:
+                self._truncated.add(text)
                 logger.warning(
                     "query of %d tokens is longer than the text model's window of %d; "
                     "it was truncated: %r", n, self.text_tokens, text[:80]
@@ -142,6 +144,39 @@ class ImageTextMatcher:
         if not 0.0 < probability < 1.0:
             raise ValueError(f"probability threshold must be in (0, 1), got {probability}")
         return float((np.log(probability / (1.0 - probability)) - bias) / scale)
+
+
+def matcher_info(name_or_path):
+    """The Person Finder record saved next to a matcher (``person_finder.json``), or {} (hub ids, other folders).
+
+    Example::
+
+        matcher_info("runs/people").get("calibration", {}).get("threshold")
+    """
+    import json
+
+    from .. import contract
+
+    path = os.path.join(str(name_or_path), contract.MATCHER_INFO_FILE)
+    if not os.path.isfile(path):
+        return {}
+    with open(path) as f:
+        return json.load(f)
+
+
+def matcher_threshold(name_or_path, threshold_type="cosine"):
+    """The match threshold for this matcher: the one its last evaluation calibrated, else the core default.
+
+    Example::
+
+        matcher_threshold("runs/people")                     # e.g. 0.31, calibrated to 0.9 precision
+        matcher_threshold("google/siglip-base-patch16-224")  # defaults.MATCH_THRESHOLD (nothing calibrated)
+    """
+    calibration = matcher_info(name_or_path).get("calibration") or {}
+    value = calibration.get("threshold" if threshold_type == "cosine" else "threshold_probability")
+    if value is not None:
+        return float(value)
+    return defaults.MATCH_THRESHOLD if threshold_type == "cosine" else defaults.MATCH_PROBABILITY
 
 
 def load_matcher(name_or_path=defaults.MATCHER_MODEL, device=None, batch_size=defaults.MATCHER_BATCH_SIZE):

@@ -37,6 +37,13 @@ def _prepare_query(samples, query, brain_key, k, threshold, threshold_type):
     return gallery, _threshold_cosine(gallery, threshold, threshold_type)
 
 
+def _default_threshold(gallery, threshold, threshold_type):
+    """``threshold``, or (None) the one calibrated for the index's matcher (else the core default)."""
+    from ..models.matcher import matcher_threshold
+
+    return matcher_threshold(gallery.matcher.name_or_path, threshold_type) if threshold is None else threshold
+
+
 def _threshold_cosine(gallery, threshold, threshold_type):
     """The threshold as a cosine (probabilities go through SigLIP's calibration)."""
     if threshold is None or threshold_type == "cosine":
@@ -58,8 +65,8 @@ def rank_persons(samples, query, brain_key=contract.PERSON_INDEX_KEY, k=defaults
          "similarity": float, "probability": float | None, "bounding_box": [x, y, w, h] (relative),
          "filepath": str, "match": bool}
 
-    ``match`` says whether the row passes ``threshold`` (or the default
-    :data:`core.defaults.MATCH_THRESHOLD` cosine when none is given).
+    ``match`` says whether the row passes ``threshold`` (or, when none is
+    given, the matcher's calibrated threshold, see :func:`core.models.matcher.matcher_threshold`).
 
     Example::
 
@@ -69,7 +76,7 @@ def rank_persons(samples, query, brain_key=contract.PERSON_INDEX_KEY, k=defaults
     gallery, cut = _prepare_query(samples, query, brain_key, k, threshold, threshold_type)
     cosine, _ = gallery.score(query)
     allowed = set(samples.values("id")) if samples is not samples._root_dataset else None
-    match_cut = cut if cut is not None else defaults.MATCH_THRESHOLD
+    match_cut = cut if cut is not None else _default_threshold(gallery, None, "cosine")
     rows = []
     for person in sorted(gallery.people(cosine), key=lambda p: -p.score):
         if allowed is not None and person.sample_id not in allowed:
@@ -94,13 +101,14 @@ def rank_persons(samples, query, brain_key=contract.PERSON_INDEX_KEY, k=defaults
     return rows
 
 
-def search_persons(samples, query, brain_key=contract.PERSON_INDEX_KEY, threshold=defaults.MATCH_THRESHOLD,
+def search_persons(samples, query, brain_key=contract.PERSON_INDEX_KEY, threshold=None,
                    threshold_type="cosine", k=None, on_progress=None):
     """Score every indexed person against ``query`` and write the results; returns a sorted view.
 
     Writes ``similarity`` / ``probability`` on each person, the label
     ``match`` on people passing ``threshold`` (cosine, or SigLIP probability
-    with ``threshold_type="probability"``) and ``person`` on the others,
+    with ``threshold_type="probability"``; None: the threshold calibrated for
+    the index's matcher by ``evaluate_matchers``, else the core default) and ``person`` on the others,
     ``person_similarity`` per sample (its best person) and, for videos,
     ``person_matches``: one TemporalDetection per matching track (support =
     first..last frame, confidence = the track's score). In videos a track's
@@ -118,6 +126,8 @@ def search_persons(samples, query, brain_key=contract.PERSON_INDEX_KEY, threshol
         session.view = view
     """
     gallery, cut = _prepare_query(samples, query, brain_key, k, threshold, threshold_type)
+    threshold = _default_threshold(gallery, threshold, threshold_type)
+    cut = _threshold_cosine(gallery, threshold, threshold_type)
     notify(on_progress, 0.1, "embedding the query")
     cosine, probability = gallery.score(query)
     people = gallery.people(cosine)

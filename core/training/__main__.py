@@ -22,7 +22,7 @@ def main(argv=None):
     parser.add_argument("--output-dir", required=True)
     parser.add_argument("--train-tag", default="train")
     parser.add_argument("--val-fraction", type=float, default=defaults.TRAIN_VAL_FRACTION)
-    parser.add_argument("--run-key", default=contract.TRAIN_RUN_KEY)
+    parser.add_argument("--run-key", default=None, help=f"default: {contract.TRAIN_RUN_KEY} (or the next free _N)")
     for field in dataclasses.fields(TrainConfig):
         kind = {"int": int, "float": float}.get(str(field.type), str)
         parser.add_argument("--" + field.name.replace("_", "-"), type=kind, default=None)

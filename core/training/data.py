@@ -31,6 +31,7 @@ class PersonItem:
     image: object
     person_id: int
     texts: list
+    sample_id: str = None  # the FiftyOne sample it came from, if any
 
     def load(self):
         return open_rgb(self.image)
@@ -56,20 +57,38 @@ def items_from_samples(samples, description_field=contract.DESCRIPTION_FIELD,
             f"the samples have neither a {description_field!r} nor a {attributes_field!r} field: generate "
             "descriptions (or merged attributes) first, training needs a text per image"
         )
-    paths, ids = samples.values("filepath"), samples.values(person_id_field)
+    sample_ids, paths, ids = samples.values("id"), samples.values("filepath"), samples.values(person_id_field)
+    check_person_ids(ids, person_id_field)
     descriptions = samples.values(description_field) if description_field in schema else [None] * len(paths)
     attributes = samples.values(attributes_field) if attributes_field in schema else [None] * len(paths)
     items = []
-    for path, pid, desc, attrs in zip(paths, ids, descriptions, attributes):
+    for sample_id, path, pid, desc, attrs in zip(sample_ids, paths, ids, descriptions, attributes):
         texts = ([desc.strip()] if isinstance(desc, str) and desc.strip() else []) + attribute_captions(attrs)
         if pid is not None and pid >= 0 and texts:
-            items.append(PersonItem(image=path, person_id=int(pid), texts=texts))
+            items.append(PersonItem(image=path, person_id=int(pid), texts=texts, sample_id=sample_id))
     if not items:
         raise ValueError(
             f"none of the {len(paths)} samples has a non-empty {description_field!r} (or {attributes_field!r}) "
             f"and a {person_id_field!r} >= 0; generate descriptions first"
         )
     return items
+
+
+def check_person_ids(ids, person_id_field=contract.PERSON_ID_FIELD):
+    """Raise ``ValueError`` unless every person id is an integer (or None); training and evaluation need them.
+
+    Example::
+
+        check_person_ids([1, 2, None])        # fine
+        check_person_ids(["0001", "0002"])    # ValueError: convert_prototype_dataset maps them to integers
+    """
+    bad = next((i for i in ids if i is not None and (isinstance(i, bool) or not isinstance(i, (int, np.integer)))),
+               None)
+    if bad is not None:
+        raise ValueError(f"{person_id_field!r} holds {type(bad).__name__} values such as {bad!r}; training and "
+                         "evaluation need integer person ids. Convert the dataset once with the "
+                         "convert_prototype_dataset operator (core.curation.prototype), which maps them to "
+                         "integers and keeps the originals")
 
 
 def split_by_identity(items, val_fraction, seed=0, min_identities=2):

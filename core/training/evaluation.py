@@ -15,6 +15,8 @@ Example::
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 
 from .. import contract, defaults
@@ -32,25 +34,32 @@ def retrieval_metrics(scores, query_ids, gallery_ids, ranks=defaults.EVAL_RANKS)
         retrieval_metrics(np.array([[0.2, 0.9, 0.5]]), [7], [7, 3, 7])
         # matches at ranks 2 and 3: rank1 = 0, rank5 = 1, mAP = (1/2 + 2/3) / 2, mINP = 2/3
     """
+    per_query = per_query_results(scores, query_ids, gallery_ids)
+    scored = [q for q in per_query if q is not None]
+    mean = lambda values: float(np.mean(values)) if values else 0.0  # noqa: E731
+    out = {f"rank{k}": mean([q["rank"] <= k for q in scored]) for k in ranks}
+    out.update(mAP=mean([q["ap"] for q in scored]), mINP=mean([q["inp"] for q in scored]), num_queries=len(scored),
+               num_queries_without_match=len(per_query) - len(scored))
+    return out
+
+
+def per_query_results(scores, query_ids, gallery_ids):
+    """Per query: ``{"rank": 1-based rank of its first true match, "ap": .., "inp": ..}``, None without a match.
+
+    Example::
+
+        per_query_results(np.array([[0.2, 0.9, 0.5]]), [7], [7, 3, 7])   # [{'rank': 2, 'ap': 0.583.., 'inp': 0.666..}]
+    """
     scores = np.asarray(scores, dtype=np.float64)
     query_ids, gallery_ids = np.asarray(query_ids), np.asarray(gallery_ids)
     if scores.shape != (len(query_ids), len(gallery_ids)):
         raise ValueError(f"scores has shape {scores.shape}, expected ({len(query_ids)}, {len(gallery_ids)})")
-    hits = {k: [] for k in ranks}
-    aps, inps, skipped = [], [], 0
+    out = []
     for row, qid in zip(scores, query_ids):
-        matches = gallery_ids[np.argsort(-row, kind="stable")] == qid
-        positions = np.flatnonzero(matches)  # 0-based ranks of the true matches
-        if positions.size == 0:
-            skipped += 1
-            continue
-        for k in ranks:
-            hits[k].append(positions[0] < k)
-        aps.append(np.mean(np.arange(1, positions.size + 1) / (positions + 1)))
-        inps.append(positions.size / (positions[-1] + 1))
-    mean = lambda values: float(np.mean(values)) if values else 0.0  # noqa: E731
-    out = {f"rank{k}": mean(hits[k]) for k in ranks}
-    out.update(mAP=mean(aps), mINP=mean(inps), num_queries=len(aps), num_queries_without_match=skipped)
+        positions = np.flatnonzero(gallery_ids[np.argsort(-row, kind="stable")] == qid)  # 0-based match ranks
+        out.append(None if positions.size == 0 else dict(
+            rank=int(positions[0]) + 1, ap=float(np.mean(np.arange(1, positions.size + 1) / (positions + 1))),
+            inp=float(positions.size / (positions[-1] + 1))))
     return out
 
 
@@ -103,7 +112,10 @@ def _pairs(scores, query_ids, gallery_ids):
 
 def _gallery(samples, person_id_field):
     """Gallery file paths and ids, junk (id < 0) left out, distractors (id 0) kept."""
+    from .data import check_person_ids
+
     paths, ids = samples.values("filepath"), samples.values(person_id_field)
+    check_person_ids(ids, person_id_field)
     kept = [(p, i) for p, i in zip(paths, ids) if i is not None and i >= 0]
     return [p for p, _ in kept], np.array([i for _, i in kept])
 
@@ -151,8 +163,13 @@ def evaluate_matchers(samples, models=None, query_tag="query", gallery_tag="gall
     mINP and a threshold calibrated to ``target_precision`` on held-out
     data (the ``calibration_tag`` samples, else half of the query
     identities) with the precision and recall it reaches on the rest. The
-    rows are saved as run ``run_key`` on the dataset (read back with
-    :func:`load_evaluation`).
+    rows (with ``target_reached``: whether the target precision was met)
+    and PR curves are saved as run ``run_key`` on the dataset (read back
+    with :func:`load_evaluation`), merged with the stored rows of other
+    models scored on the same splits; each query sample gets one field
+    per model (:func:`query_field`: rank of the first true match, AP,
+    INP); a folder Person Finder fine-tuned stores its metrics and
+    calibrated threshold (search's default) and updates its model card.
 
     Example::
 
@@ -171,6 +188,7 @@ def evaluate_matchers(samples, models=None, query_tag="query", gallery_tag="gall
         models = {str(m): str(m) for m in models}
     if not models:
         raise ValueError("give at least one model to evaluate")
+    names_now = set(models)
     query, gallery = samples.match_tags(query_tag), samples.match_tags(gallery_tag)
     if len(gallery) == 0:
         raise ValueError(f"no samples tagged {gallery_tag!r}: the gallery is empty (tags found: {sorted(samples.distinct('tags'))})")
@@ -187,7 +205,7 @@ def evaluate_matchers(samples, models=None, query_tag="query", gallery_tag="gall
                        np.array([it.person_id for it in cal_items]))
     gallery_images = _load_images(gallery_paths)
 
-    rows = []
+    rows, curves, per_query = [], {}, {}
     for n, (name, path) in enumerate(models.items()):
         notify(on_progress, n / len(models), f"evaluating {name}")
         matcher = load_matcher(path, device=device, batch_size=batch_size)
@@ -195,16 +213,92 @@ def evaluate_matchers(samples, models=None, query_tag="query", gallery_tag="gall
         row = dict(model=name, path=str(path), **retrieval_metrics(scores, query_ids, gallery_ids, ranks))
         row.update(_calibration(matcher, calibration, scores, query_ids, gallery_ids, target_precision, seed))
         rows.append(row)
-    dataset = samples._dataset
-    config = dataset.init_run(models=dict(models), query_tag=query_tag, gallery_tag=gallery_tag,
-                              calibration_tag=calibration_tag, ranks=list(ranks), target_precision=target_precision,
-                              num_queries=len(query_texts), num_gallery=len(gallery_paths))
-    dataset.register_run(run_key, config, overwrite=True)
-    dataset.save_run_results(run_key, dataset.init_run_results(run_key, rows=rows))
+        curves[name] = pr_curve(scores, query_ids, gallery_ids)
+        per_query[name] = per_query_results(scores, query_ids, gallery_ids)
+    dataset = samples._root_dataset
+    for name, results in per_query.items():  # written once every model was scored
+        _write_per_query(dataset, queries, results, query_field(run_key, name))
+    settings = dict(query_tag=query_tag, gallery_tag=gallery_tag, calibration_tag=calibration_tag, ranks=list(ranks),
+                    target_precision=target_precision, num_queries=len(query_texts), num_gallery=len(gallery_paths))
+    rows, curves, models = _with_earlier_rows(dataset, run_key, settings, rows, curves, models)
+    dataset.register_run(run_key, dataset.init_run(models=dict(models), **settings), overwrite=True)
+    dataset.save_run_results(run_key, dataset.init_run_results(run_key, rows=rows, pr_curves=curves))
+    for row in rows:
+        if row["model"] in names_now and _is_person_finder_model(row["path"]):
+            from .card import record_evaluation
+
+            record_evaluation(row["path"], row, dataset_name=dataset.name)
     notify(on_progress, 1.0, "evaluated")
     return rows
+
+
+def query_field(run_key, model_name):
+    """Name of the query-sample field holding one model's per-query result, e.g. ``matcher_eval_fine_tuned``.
+
+    Example::
+
+        dataset.match_tags("query").sort_by("matcher_eval_fine_tuned.rank", reverse=True)  # worst queries first
+    """
+    return f"{run_key}_" + re.sub(r"[^0-9a-zA-Z]+", "_", model_name).strip("_").lower()
+
+
+def _write_per_query(dataset, queries, results, field):
+    """Each query sample gets ``field``: rank of its first true match, AP and INP (None: no match in gallery)."""
+    import fiftyone as fo
+
+    values = {it.sample_id: (fo.DynamicEmbeddedDocument(**r) if r else None) for it, r in zip(queries, results)}
+    dataset.set_values(field, values, key_field="id", dynamic=True)
+
+
+def pr_curve(scores, query_ids, gallery_ids, points=defaults.EVAL_PR_CURVE_POINTS):
+    """Precision and recall of the (query, gallery) pairs, at most ``points`` points (for the App's plot).
+
+    Example::
+
+        pr_curve([[0.9, 0.1]], [1], [1, 2])   # {'precision': [...], 'recall': [...]}
+    """
+    from sklearn.metrics import precision_recall_curve
+
+    labels, flat = _pairs(scores, query_ids, gallery_ids)
+    if not labels.any():
+        return {"precision": [], "recall": []}
+    precision, recall, _ = precision_recall_curve(labels, flat)
+    keep = np.unique(np.linspace(0, len(precision) - 1, min(points, len(precision))).astype(int))
+    return {"precision": precision[keep].round(4).tolist(), "recall": recall[keep].round(4).tolist()}
+
+
+def _with_earlier_rows(dataset, run_key, settings, rows, curves, models):
+    """Keep the stored rows of models not evaluated now when they were scored on the same queries and gallery."""
+    if not dataset.has_run(run_key):
+        return rows, curves, models
+    old = dataset.get_run_info(run_key).config
+    if any(getattr(old, k, None) != v for k, v in settings.items()):
+        return rows, curves, models
+    stored = dataset.load_run_results(run_key)
+    names = {r["model"] for r in rows}
+    kept = [r for r in stored.rows if r["model"] not in names]
+    old_curves = getattr(stored, "pr_curves", None) or {}
+    return (kept + rows, {**{r["model"]: old_curves.get(r["model"]) for r in kept}, **curves},
+            {**{r["model"]: r["path"] for r in kept}, **models})
+
+
+def _is_person_finder_model(path):
+    """A folder Person Finder fine-tuned (it has ``person_finder.json``): its calibration is stored with it."""
+    import os
+
+    return os.path.isfile(os.path.join(str(path), contract.MATCHER_INFO_FILE))
 
 
 def load_evaluation(dataset, run_key=contract.EVAL_RUN_KEY):
     """The rows saved by :func:`evaluate_matchers` under ``run_key``."""
     return list(dataset.load_run_results(run_key).rows)
+
+
+def load_pr_curves(dataset, run_key=contract.EVAL_RUN_KEY):
+    """``{model name: {"precision": [...], "recall": [...]}}`` saved by :func:`evaluate_matchers`.
+
+    Example::
+
+        load_pr_curves(dataset)["fine-tuned"]["precision"][:3]
+    """
+    return dict(getattr(dataset.load_run_results(run_key), "pr_curves", None) or {})

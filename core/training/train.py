@@ -93,6 +93,7 @@ class TrainResult:
     stopped_early: bool
     is_main_process: bool = True  # False in the other processes of a distributed run
     num_processes: int = 1
+    run_key: str = None  # the dataset's run record, when trained through ``finetune``
 
 
 def check_training_data(train_items, val_items, config):
@@ -107,6 +108,17 @@ def check_training_data(train_items, val_items, config):
         )
     if val_items and len({it.person_id for it in val_items}) < 2:
         raise ValueError("validation needs at least 2 identities to rank; add identities or set val_fraction=0")
+
+
+def check_loss_fits_model(matcher, config):
+    """Raise ``ValueError`` when ``config.loss`` needs what the model lacks (sigmoid: SigLIP's logit bias).
+
+    Example::
+
+        check_loss_fits_model(load_matcher("openai/clip-vit-base-patch32"), TrainConfig(loss="sigmoid"))  # raises
+    """
+    if config.loss == "sigmoid" and getattr(matcher.model, "logit_bias", None) is None:
+        raise ValueError(f"{config.base_model!r} has no learned logit bias (not SigLIP); use loss='infonce'")
 
 
 def validation_metrics(matcher, items):
@@ -183,15 +195,15 @@ def _trainable_state(model):
     return {k: v.detach().cpu().clone() for k, v in model.named_parameters() if v.requires_grad}
 
 
-def train_matcher(train_items, val_items, output_dir, config=None, on_progress=None, model_card=None, on_epoch=None):
+def train_matcher(train_items, val_items, output_dir, config=None, on_progress=None, provenance=None, on_epoch=None):
     """Fine-tune ``config.base_model`` on :class:`~.data.PersonItem` lists; returns a :class:`TrainResult`.
 
     ``val_items`` (other identities) pick the best epoch and stop early
     after ``config.patience`` epochs without a better mAP; without them
     the last epoch is kept. The best weights (LoRA merged) are saved to
-    ``output_dir`` with ``save_pretrained`` next to the processor, a model
-    card (``README.md``, extra text from ``model_card``) and
-    ``training_metrics.json``; ``output_dir/checkpoints`` holds one
+    ``output_dir`` with ``save_pretrained`` next to the processor,
+    ``person_finder.json`` and a model card (``README.md``; ``provenance``, a
+    dict, says where the data came from) and ``training_metrics.json``; ``output_dir/checkpoints`` holds one
     resumable checkpoint per epoch. Data and model are checked before any
     training step. ``on_epoch(history)`` is called on the main process
     after each epoch (e.g. to update a run record).
@@ -211,8 +223,7 @@ def train_matcher(train_items, val_items, output_dir, config=None, on_progress=N
     check_training_data(train_items, val_items, config)
     device = resolve_device(config.device)
     matcher = load_matcher(config.base_model, device="cpu")
-    if config.loss == "sigmoid" and getattr(matcher.model, "logit_bias", None) is None:
-        raise ValueError(f"{config.base_model!r} has no learned logit bias (not SigLIP); use loss='infonce'")
+    check_loss_fits_model(matcher, config)
 
     accelerator = Accelerator(
         cpu=device == "cpu", mixed_precision=_mixed_precision(config.mixed_precision, device),
@@ -288,6 +299,7 @@ def train_matcher(train_items, val_items, output_dir, config=None, on_progress=N
         stopped_early = _patience_exhausted(state, config)
 
     accelerator.wait_for_everyone()
+    stopped_early = stopped_early and len(state["history"]) < config.epochs  # patience ran out before the last epoch
     unwrapped.load_state_dict(torch.load(best_path, map_location="cpu"), strict=False)
     final = unwrapped.merge_and_unload() if config.mode == "lora" else unwrapped
     best = next(r for r in state["history"] if r["epoch"] == state["best_epoch"])
@@ -299,9 +311,9 @@ def train_matcher(train_items, val_items, output_dir, config=None, on_progress=N
         matcher.processor.save_pretrained(output_dir)
         with open(os.path.join(output_dir, "training_metrics.json"), "w") as f:
             json.dump(dataclasses.asdict(result), f, indent=2)
-        from .card import write_model_card
+        from .card import write_training_info
 
-        write_model_card(output_dir, config, result, extra=model_card)
+        write_training_info(output_dir, config, result, data=provenance)
     accelerator.end_training()
     notify(on_progress, 1.0, f"saved to {output_dir}")
     return result

@@ -120,3 +120,40 @@ def test_leakage_flags_only_cross_split_duplicates(market_folder, dataset, tiny_
     leaks = dataset.load_saved_view(contract.LEAKS_VIEW)
     assert sorted(os.path.basename(p) for p in leaks.values("filepath")) == sorted([train_crop, leaked])
     assert len(dataset.match_tags(contract.LEAK_TAG)) == 2
+
+
+def test_reimport_after_curation_undoes_nothing(market_folder, dataset, tiny_dinov2, tmp_path):
+    from person_finder.core.curation.hub import card_sections
+
+    root = tmp_path / "market"
+    shutil.copytree(market_folder.root, root)
+    import_market1501(root, dataset=dataset, val_fraction=0.34, seed=3)
+    dedupe.find_near_duplicates(dataset, THRESHOLD, scope="identity", model=tiny_dinov2)
+    removed = dedupe.remove_near_duplicates(dataset, THRESHOLD, scope="identity", model=tiny_dinov2).num_removed
+    assert removed == len(market_folder.duplicates)
+    state = (len(dataset), dataset.count_sample_tags(), sorted(dataset.values("filepath")))
+    val_ids = set(dataset.match_tags(contract.VAL_TAG).distinct(contract.PERSON_ID_FIELD))
+    val_crop = dataset.match_tags(contract.VAL_TAG).first().filepath  # a new image of a val person appears
+    new_name = market_name(dataset[val_crop][contract.PERSON_ID_FIELD], 3, 1, 888, 1)
+    shutil.copy(val_crop, root / "bounding_box_train" / new_name)
+
+    _, report = import_market1501(root, dataset=dataset, val_fraction=0.34, seed=3)
+    assert report.previously_removed == removed and report.added == 1
+    new = dataset[str(root / "bounding_box_train" / new_name)]
+    assert new.tags == [contract.VAL_TAG]  # joins its person's split, not train
+    new.delete()  # (the sample, not the file)
+    assert (len(dataset), dataset.count_sample_tags(), sorted(dataset.values("filepath"))) == state
+    assert not set(dataset.match_tags("train").distinct(contract.PERSON_ID_FIELD)) & val_ids
+    assert not dataset.match_tags(contract.DUPLICATE_TAG)  # the card's "removed" is still true
+    card = card_sections(dataset)["curation_rationale_section"]
+    assert f"{removed} of them (the non-representatives) were removed" in card and "tagged" not in card
+
+
+def test_a_sample_tagged_with_two_splits_is_a_leak(market_dataset, tiny_dinov2):
+    ds = market_dataset
+    both = ds.match_tags("train").first()
+    both.tags.append(contract.VAL_TAG)
+    both.save()
+    report = dedupe.check_split_leakage(ds, THRESHOLD, model=tiny_dinov2)
+    assert report.num_in_several_splits == 1 and both.id in ds.match_tags(contract.LEAK_TAG).values("id")
+    assert report.samples_per_split["train"] >= 1 and report.samples_per_split["val"] >= 1

@@ -266,8 +266,7 @@ def test_operators_index_and_search(scenes_dataset, tiny_siglip):
     assert "ground_truth" in str(form["detections_field"])
     search_form = _form("search_persons", dataset, query="  ")
     assert search_form["query"].get("invalid") is True
-    assert _form("search_persons", dataset, threshold_type="probability")["threshold"]["default"] == \
-        defaults.MATCH_PROBABILITY
+    assert _form("search_persons", dataset, threshold_type="probability")["threshold"].get("default") is None  # calibrated
 
     out = _run_operator("index_persons", dataset.view(), matcher=tiny_siglip, detections_field="ground_truth")
     assert out["persons"] == 6 and out["brain_key"] == contract.PERSON_INDEX_KEY

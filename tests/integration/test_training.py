@@ -96,21 +96,80 @@ def test_early_stopping_on_validation_map_and_lora_merge(tiny_siglip, small_item
 
 # --- the dataset entry point ---------------------------------------------------------
 
-def test_finetune_on_a_dataset_records_a_run_and_tags_validation(people, tiny_siglip, tmp_path):
+def test_finetune_on_a_dataset_records_a_run_and_carves_one_validation_split(people, tiny_siglip, tmp_path):
+    from person_finder.core.models.matcher import matcher_info
+
     config = TrainConfig(base_model=tiny_siglip, epochs=2, batch_size=8, learning_rate=1e-3, device="cpu")
     result = finetune(people, str(tmp_path / "model"), config, val_fraction=0.25, run_key="ft")
-    assert people.has_run("ft")
+    assert people.has_run("ft") and result.run_key == "ft"
     record = people.load_run_results("ft")
     assert [h["epoch"] for h in record.history] == [1, 2] and record.model_dir == result.model_dir
+    assert record.stopped_early is False  # every epoch ran
     info = people.get_run_info("ft").config
-    assert len(info.val_identities) == 2 and info.train_identities == 6
+    assert len(info.val_identities) == 2 and info.train_identities == 6 and info.val_source == "carved by this run"
     val_ids = set(people.match_tags(contract.VAL_TAG).distinct("person_id"))
     assert val_ids == set(info.val_identities)
-    assert set(people.match_tags(contract.VAL_TAG).distinct("tags")) == {"train", "val"}  # train tag kept
+    assert set(people.match_tags(contract.VAL_TAG).distinct("tags")) == {"val"}  # moved out of train: one split
     matcher = load_matcher(result.model_dir)
     assert matcher.embed_texts(["red top and blue trousers"]).shape == (1, matcher.embedding_dim)
     metrics = json.load(open(os.path.join(result.model_dir, "training_metrics.json")))
     assert metrics["best_epoch"] == result.best_epoch
+    saved = matcher_info(result.model_dir)
+    assert saved["base_model"] is None  # a local random checkpoint has no hub id; never a local path
+    assert saved["data"]["dataset"] == people.name and "merge" in saved["data"]
+    card = open(os.path.join(result.model_dir, "README.md")).read()
+    assert "base_model:" not in card and tiny_siglip not in card and people.name in card
+
+    # a second model, elsewhere, with another seed: same validation split, its own record, no tag pile-up
+    tags_before = people.count_sample_tags()
+    again = finetune(people, str(tmp_path / "model-2"), TrainConfig(**{**config.__dict__, "seed": 7}), val_fraction=0.5)
+    assert again.run_key == contract.TRAIN_RUN_KEY
+    third = finetune(people, str(tmp_path / "model-3"), TrainConfig(**{**config.__dict__, "epochs": 1}))
+    assert third.run_key == contract.TRAIN_RUN_KEY + "_2" and people.has_run(contract.TRAIN_RUN_KEY)
+    assert people.get_run_info(contract.TRAIN_RUN_KEY).config.output_dir == str(tmp_path / "model-2")
+    assert people.count_sample_tags() == tags_before
+    assert set(people.get_run_info(third.run_key).config.val_identities) == val_ids
+    assert matcher_info(third.model_dir)["base_model"] is None
+
+
+def test_clip_with_the_sigmoid_loss_is_refused_before_anything_is_written(tiny_clip, test_root, tmp_path):
+    ds = write_people_dataset(f"training-clip-{os.getpid()}", os.path.join(test_root, "training-clip"),
+                              synthetic.random_specs(8, seed=2), images=2)
+    try:
+        tags = ds.count_sample_tags()
+        with pytest.raises(ValueError, match="logit bias.*infonce"):
+            finetune(ds, str(tmp_path / "clip"), TrainConfig(base_model=tiny_clip, batch_size=4, device="cpu"),
+                     val_fraction=0.5)
+        assert ds.count_sample_tags() == tags and not ds.match_tags(contract.VAL_TAG)  # no val tagged
+        assert not ds.has_run(contract.TRAIN_RUN_KEY) and not os.path.exists(tmp_path / "clip")
+    finally:
+        ds.delete()
+
+
+def test_base_model_id_is_a_hub_id(tmp_path, tiny_siglip):
+    from person_finder.core.training.card import base_model_id
+
+    assert base_model_id("google/siglip-base-patch16-224") == "google/siglip-base-patch16-224"
+    snapshot = tmp_path / "hub" / "models--google--siglip-base-patch16-224" / "snapshots" / "abc"
+    snapshot.mkdir(parents=True)
+    assert base_model_id(str(snapshot)) == "google/siglip-base-patch16-224"
+    assert base_model_id(tiny_siglip) is None
+
+
+def test_string_person_ids_fail_clearly(dataset, tiny_siglip, tmp_path):
+    import fiftyone as fo
+
+    from person_finder.core.training.evaluation import evaluate_matchers
+
+    crop = synthetic.render_crop(synthetic.PersonSpec("red", "blue"))
+    crop.save(tmp_path / "a.jpg")
+    dataset.add_samples([fo.Sample(filepath=str(tmp_path / "a.jpg"), tags=[t], person_id=f"000{i}", description="x")
+                         for i, t in enumerate(["train", "train", "query", "gallery"])])
+    with pytest.raises(ValueError, match="integer person ids.*convert_prototype_dataset"):
+        finetune(dataset, str(tmp_path / "out"), TrainConfig(base_model=tiny_siglip, batch_size=1, device="cpu"))
+    with pytest.raises(ValueError, match="integer person ids"):
+        evaluate_matchers(dataset, {"m": tiny_siglip})
+    assert dataset.list_runs() == [] and dataset.count_sample_tags() == {"train": 2, "query": 1, "gallery": 1}
 
 
 @pytest.mark.parametrize("case, match", [

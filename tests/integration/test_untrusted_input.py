@@ -107,15 +107,21 @@ def test_one_oversized_answer_fails_its_sample_only_and_the_run_is_recorded(data
         extra = {} if cap == "default" else {"max_answer_bytes": 20_000_000}
         out = generate_attributes(dataset, base_url=fake.base_url, chunk_size=32, **FAST_CLIENT, **extra)
         huge_requests = sum(1 for r in fake.requests if r.get("images") == [_key_of(huge)])
-    assert out["attributed"] == 39 and out["failed"] == 1
+    # Gemini's failure (answer over the cap) vs the database's refusal (an answer paid for, kept on disk)
+    failed, unstored = (1, 0) if cap == "default" else (0, 1)
+    assert out["attributed"] == 39 and out["failed"] == failed and out["unstored"] == unstored
     state = dict(zip(dataset.values("id"), _state(dataset)))
     assert all(state[i] == (True, None) for i in state if i != huge.id)
     attributed, error = state[huge.id]
     assert not attributed
     assert ("answer too large" in error) if cap == "default" else ("could not be stored" in error)
+    if unstored:
+        kept = error.rsplit("kept in ", 1)[1]
+        assert os.path.getsize(kept) > 16_000_000 and json.load(open(kept))["provider"] == "gemini"
     assert huge_requests == 1  # not retried: the same request would give the same answer
     results = dataset.load_run_results(contract.ATTRIBUTES_RUN_KEY)
-    assert results.attributed == 39 and results.failed == 1 and results.calls == 40
+    assert results.attributed == 39 and results.failed == failed and results.unstored == unstored
+    assert results.calls == 40
 
 
 # --- item 6: a total deadline per call ---------------------------------------------------------------

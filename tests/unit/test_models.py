@@ -55,6 +55,14 @@ def test_long_query_is_truncated_with_a_warning(matcher, caplog):
     assert "truncated" in caplog.text
 
 
+def test_truncation_is_warned_once_per_text(matcher, caplog):
+    long_text = "a person in a long coat with a striped scarf " * 20  # a training loop sees it every epoch
+    with caplog.at_level(logging.WARNING):
+        for _ in range(5):
+            matcher.text_inputs([long_text, long_text, "short"])
+    assert caplog.text.count("truncated") == 1
+
+
 def test_empty_query_is_refused(matcher):
     with pytest.raises(ValueError, match="non-empty"):
         matcher.embed_texts(["  "])

@@ -11,20 +11,26 @@ from person_finder.core.training.loss import contrastive_loss
 from person_finder.testing import synthetic
 
 
-def test_attribute_captions_render_market_flags_and_named_attributes():
+def test_attribute_captions_render_the_merged_schema_colours_and_bags():
+    from person_finder.core.attributes.merge import merge_views
+    from person_finder.testing.fake_gemini import spec_answer
+
     spec = synthetic.PersonSpec("red", "blue", long_sleeves=False, bag="backpack", bag_color="black", hat=True)
-    captions = attribute_captions(synthetic.market_attributes(spec))
+    merged = merge_views([spec_answer(spec)] * 3).values  # what merge_attributes writes to merged_attributes
+    captions = attribute_captions(merged)
     assert captions[0] == "red top and blue trousers"
-    assert "a person carrying a backpack" in captions and "a person wearing a hat" in captions
-    assert any("short-sleeved" in c for c in captions)
-    named = attribute_captions({"upper_color": {"value": "white", "agreement": 0.8}, "lower_color": "black",
-                                "lower_type": "skirt", "bag": "shoulder bag", "bag_color": "brown", "gender": "female"})
+    assert "a person carrying a black backpack" in captions and "a person wearing a hat" in captions
+    assert "a person wearing a red short-sleeved t-shirt" in captions
+    named = attribute_captions({"upper_colors": ["unknown", "white"], "lower_colors": ["black"], "lower_type": "skirt",
+                                "shoulder_bag": "yes", "shoulder_bag_color": "brown", "handbag": "no",
+                                "gender": "female", "age_group": "adult"})
     assert named[0] == "white top and black skirt"
-    assert "a person carrying a brown shoulder bag" in named
-    assert not any("female" in c or "woman" in c for c in named)  # sensitive attributes never rendered
+    assert "a person carrying a brown shoulder bag" in named and not any("handbag" in c for c in named)
+    assert not any("female" in c or "woman" in c or "adult" in c for c in named)  # sensitive: never rendered
     assert attribute_captions(None) == [] and attribute_captions({"unrelated": 3}) == []
-    doc = fo.DynamicEmbeddedDocument(upper_color="green", lower_color="gray")
-    assert attribute_captions(doc)[0] == "green top and gray trousers"
+    assert attribute_captions(synthetic.market_attributes(spec)) == []  # Market flags are not the schema
+    doc = fo.DynamicEmbeddedDocument(upper_colors=["green"], lower_colors=["gray"], lower_length="short")
+    assert attribute_captions(doc)[0] == "green top and gray shorts"
 
 
 def test_augmentation_keeps_colours_size_and_is_reproducible():
