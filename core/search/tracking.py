@@ -16,6 +16,7 @@ Example::
                          embed=matcher.embed_images)
     tracks.frames[1]      # [(track_id, [x1, y1, x2, y2], confidence, embedding_row), ...]
     tracks.embeddings     # (rows, D) unit vectors
+    tracks.keyframes      # {row: frame number its crop was cut from}
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ class VideoTracks:
     num_frames: int
     frames: dict  # frame number (1-based) -> [(track_id, [x1, y1, x2, y2] pixels, confidence, embedding row)]
     embeddings: np.ndarray  # (rows, D)
+    keyframes: dict  # embedding row -> number of the frame its crop was cut from
     encoder_crops: int  # crops sent to the encoder
     encoder_calls: int  # its forward passes (crops from many frames share a batch)
 
@@ -200,6 +202,7 @@ def track_video(path, detect, embed, detect_every=defaults.VIDEO_DETECT_EVERY,
     queue = _EmbeddingQueue(embed, embed_batch_size)
     state = {}  # track id -> (embedding row, box at that embedding, frame number of it)
     frames_out = {}
+    keyframes = {}
     previous = None  # (frame number, boxes, indices of the boxes that joined a track) of the last detected frame
     size = (0, 0)
     count = 0
@@ -226,6 +229,7 @@ def track_video(path, detect, embed, detect_every=defaults.VIDEO_DETECT_EVERY,
                     if last is None and previous is not None:
                         _backfill(frames_out, previous, track_id, box, queue.rows, (width, height))
                     last = (queue.add(frame[y1:y2, x1:x2, ::-1].copy()), box, number)  # RGB crop
+                    keyframes[last[0]] = number
                     state[track_id] = last
                 people.append((track_id, box, float(boxes[det, 4]), last[0]))
             frames_out[number] = people
@@ -234,5 +238,5 @@ def track_video(path, detect, embed, detect_every=defaults.VIDEO_DETECT_EVERY,
         if on_frames is not None:
             on_frames(count)
     embeddings = queue.result()
-    return VideoTracks(frame_size=size, num_frames=count, frames=frames_out, embeddings=embeddings,
+    return VideoTracks(frame_size=size, num_frames=count, frames=frames_out, embeddings=embeddings, keyframes=keyframes,
                        encoder_crops=queue.rows, encoder_calls=len(queue.done))

@@ -1,0 +1,232 @@
+"""The person index as a store that grows: vectors kept on the dataset, added to the brain index per batch.
+
+The truth is on the dataset: each distinct crop embedding (a track's
+refreshes in videos, every person in images) is stored on the detection it
+was cut from (``embedding``), and every detection names the one whose
+embedding it uses (``embedding_id``). The brain index holds exactly those
+vectors, keyed by that label id, and is only ever added to
+(``add_to_index``) or repaired from the dataset (:func:`sync_index`),
+never deleted and rebuilt. Writers serialise on a lock document in
+MongoDB (a stale lock is taken over), and each add bumps a version that
+long-lived processes compare to refresh what they cached.
+
+Example::
+
+    from person_finder.core.search import store
+    results = store.open_index(dataset, "person_index", matcher="google/siglip-base-patch16-224")
+    store.add_vectors(dataset, "person_index", vectors, owner_ids, label_ids)
+    store.index_version(dataset, "person_index")     # changes after every add
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import socket
+import time
+import uuid
+
+import numpy as np
+
+from .. import contract, defaults
+
+logger = logging.getLogger(__name__)
+
+
+def _state():
+    from fiftyone.core.odm import get_db_conn
+
+    return get_db_conn()[defaults.INDEX_STATE_COLLECTION]
+
+
+def _doc_id(dataset, brain_key, kind):
+    return f"{kind}:{dataset._doc.id}:{brain_key}"
+
+
+@contextlib.contextmanager
+def index_lock(dataset, brain_key, timeout=defaults.INDEX_LOCK_TIMEOUT_SECONDS):
+    """Hold the writers' lock of ``brain_key`` on ``dataset`` (a MongoDB document) while the block runs.
+
+    A lock whose holder has not renewed it for ``INDEX_LOCK_STALE_SECONDS``
+    (a killed process) is taken over. Raises ``TimeoutError`` after ``timeout``.
+
+    Example::
+
+        with index_lock(dataset, "person_index"):
+            ...  # create the brain run, add vectors
+    """
+    import pymongo.errors
+
+    coll, key = _state(), _doc_id(dataset, brain_key, "lock")
+    owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex}"
+    deadline = time.monotonic() + timeout
+    while True:
+        now = time.time()
+        try:
+            coll.insert_one({"_id": key, "owner": owner, "at": now})
+            break
+        except pymongo.errors.DuplicateKeyError:
+            stale = coll.find_one_and_update({"_id": key, "at": {"$lt": now - defaults.INDEX_LOCK_STALE_SECONDS}},
+                                             {"$set": {"owner": owner, "at": now}})
+            if stale is not None:
+                logger.warning("took over the index lock of %r left by %s", brain_key, stale.get("owner"))
+                break
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"the person index {brain_key!r} stayed locked for {timeout:.0f} s by another writer")
+        time.sleep(defaults.INDEX_LOCK_POLL_SECONDS)
+    try:
+        yield
+    finally:
+        coll.delete_one({"_id": key, "owner": owner})
+
+
+def index_version(dataset, brain_key):
+    """A number that changes whenever vectors are added to (or removed from) ``brain_key``."""
+    doc = _state().find_one({"_id": _doc_id(dataset, brain_key, "version")})
+    return doc["n"] if doc else 0
+
+
+def _bump(dataset, brain_key):
+    _state().update_one({"_id": _doc_id(dataset, brain_key, "version")}, {"$inc": {"n": 1}}, upsert=True)
+
+
+def index_base(dataset):
+    """The collection a person index is built over: the dataset, or its frames for videos."""
+    return dataset.to_frames(sample_frames="dynamic") if dataset.media_type == "video" else dataset
+
+
+def check_person_index(dataset, brain_key, persons_field=None):
+    """Raise unless ``brain_key`` is absent or a person index (prompt-capable, over person patches).
+
+    Example::
+
+        check_person_index(dataset, "person_index")
+    """
+    if brain_key not in dataset.list_brain_runs():
+        return
+    config = dataset.get_brain_info(brain_key).config
+    kwargs = getattr(config, "model_kwargs", None) or {}
+    ok = (getattr(config, "model", None) == contract.MATCHER_ZOO_MODEL and getattr(config, "patches_field", None)
+          and kwargs.get("name_or_path") and (persons_field is None or config.patches_field == persons_field))
+    if not ok:
+        raise ValueError(f"brain key {brain_key!r} on {dataset.name!r} is not a person index "
+                         f"({type(config).__name__}); person indexes there: {person_index_keys(dataset)}")
+
+
+def person_index_keys(dataset):
+    """Brain keys of ``dataset`` that are person indexes (made by ``index_persons``)."""
+    keys = []
+    for key in sorted(dataset.list_brain_runs()):
+        config = dataset.get_brain_info(key).config
+        if getattr(config, "model", None) == contract.MATCHER_ZOO_MODEL and getattr(config, "patches_field", None):
+            keys.append(key)
+    return keys
+
+
+def _load(dataset, brain_key):
+    return dataset.load_brain_results(brain_key, cache=False)
+
+
+def open_index(dataset, brain_key, matcher, persons_field=contract.PERSONS_FIELD, backend=None):
+    """The person index ``brain_key`` (created empty, once, under the lock, if missing); its brain results.
+
+    An index made with another matcher or over another field is refused:
+    its vectors could not be compared with this run's.
+    """
+    import fiftyone.brain as fob
+
+    from ..models import zoo
+    from . import backends
+    from .index import matcher_model_kwargs
+
+    check_person_index(dataset, brain_key, persons_field)
+    if brain_key not in dataset.list_brain_runs():
+        with index_lock(dataset, brain_key):
+            dataset.reload()
+            if brain_key not in dataset.list_brain_runs():
+                zoo.register_model_source()
+                fob.compute_similarity(index_base(dataset), patches_field=persons_field, embeddings=False,
+                                       brain_key=brain_key, model=contract.MATCHER_ZOO_MODEL,
+                                       model_kwargs=matcher_model_kwargs(matcher), **backends.similarity_kwargs(backend))
+    results = _load(dataset, brain_key)
+    built_with = results.config.model_kwargs.get("name_or_path")
+    if built_with != str(matcher):
+        raise ValueError(f"person index {brain_key!r} was built with matcher {built_with!r}, not {str(matcher)!r}: "
+                         "use that matcher, another brain_key, or delete the index to start over")
+    return results
+
+
+def add_vectors(dataset, brain_key, vectors, owner_ids, label_ids, remove=()):
+    """Add vectors (keyed by the label ids they were cut from) to the index, after removing ``remove`` label ids.
+
+    Example::
+
+        add_vectors(dataset, "person_index", vectors, sample_ids, label_ids, remove=replaced_label_ids)
+    """
+    remove = [str(x) for x in remove]
+    if not len(label_ids) and not remove:
+        return
+    with index_lock(dataset, brain_key):
+        results = _load(dataset, brain_key)
+        if remove:
+            results.remove_from_index(label_ids=remove, allow_missing=True)
+        if len(label_ids):
+            results.add_to_index(np.asarray(vectors, dtype=np.float32), np.asarray(owner_ids),
+                                 label_ids=np.asarray(label_ids))
+        results.save()
+        _bump(dataset, brain_key)
+
+
+def dataset_vectors(dataset, persons_field=contract.PERSONS_FIELD, label_ids=None):
+    """``(vectors, owner ids, label ids)`` of the distinct embeddings stored on the dataset (all, or ``label_ids``)."""
+    from fiftyone import ViewField as F
+
+    video = dataset.media_type == "video"
+    path = ("frames." if video else "") + persons_field
+    if not (dataset.has_frame_field if video else dataset.has_sample_field)(persons_field):
+        return np.zeros((0, 0), np.float32), [], []
+    keep = F(contract.EMBEDDING_ATTR) != None  # noqa: E711
+    if label_ids is not None:
+        keep = keep & F("_id").is_in([_oid(x) for x in label_ids])
+    view = dataset.filter_labels(path, keep)
+    owner = "frames.id" if video else "id"
+    owners, lids, vecs = view.values([owner, path + ".detections.id", path + ".detections." + contract.EMBEDDING_ATTR])
+    out_v, out_o, out_l = [], [], []
+    for sample_owners, sample_lids, sample_vecs in (zip(owners, lids, vecs) if video else [(owners, lids, vecs)]):
+        for o, ls, vs in zip(sample_owners, sample_lids, sample_vecs):
+            for lid, vec in zip(ls or [], vs or []):
+                out_v.append(vec), out_o.append(o), out_l.append(lid)
+    return (np.stack(out_v).astype(np.float32) if out_v else np.zeros((0, 0), np.float32)), out_o, out_l
+
+
+def _oid(label_id):
+    from bson import ObjectId
+
+    return ObjectId(label_id)
+
+
+def sync_index(dataset, brain_key, persons_field=contract.PERSONS_FIELD):
+    """Make the index hold exactly the embeddings on the dataset (after a killed run); returns (added, removed).
+
+    Vectors written to the dataset but never added are added; entries whose
+    labels are gone (replaced by ``overwrite``, or by a video redone after a
+    kill) are removed.
+    """
+    with index_lock(dataset, brain_key):
+        results = _load(dataset, brain_key)
+        _, _, on_dataset = dataset_vectors(dataset, persons_field)
+        have = set(str(x) for x in (results.label_ids if results.label_ids is not None else []))
+        want = set(on_dataset)
+        missing, gone = sorted(want - have), sorted(have - want)
+        if missing:
+            vectors, owners, lids = dataset_vectors(dataset, persons_field, label_ids=missing)
+            results.add_to_index(vectors, np.asarray(owners), label_ids=np.asarray(lids))
+        if gone:
+            results.remove_from_index(label_ids=gone)
+        if missing or gone:
+            results.save()
+            _bump(dataset, brain_key)
+            logger.info("person index %r repaired from the dataset: %d added, %d removed", brain_key, len(missing),
+                        len(gone))
+        return len(missing), len(gone)
