@@ -48,8 +48,9 @@ def _doc_id(dataset, brain_key, kind):
 def index_lock(dataset, brain_key, timeout=defaults.INDEX_LOCK_TIMEOUT_SECONDS):
     """Hold the writers' lock of ``brain_key`` on ``dataset`` (a MongoDB document) while the block runs.
 
-    A lock whose holder has not renewed it for ``INDEX_LOCK_STALE_SECONDS``
-    (a killed process) is taken over. Raises ``TimeoutError`` after ``timeout``.
+    A lock whose holder is a dead process of this machine, or that was taken
+    more than ``INDEX_LOCK_STALE_SECONDS`` ago (a holder killed elsewhere),
+    is taken over. Raises ``TimeoutError`` after ``timeout``.
 
     Example::
 
@@ -67,8 +68,10 @@ def index_lock(dataset, brain_key, timeout=defaults.INDEX_LOCK_TIMEOUT_SECONDS):
             coll.insert_one({"_id": key, "owner": owner, "at": now})
             break
         except pymongo.errors.DuplicateKeyError:
-            stale = coll.find_one_and_update({"_id": key, "at": {"$lt": now - defaults.INDEX_LOCK_STALE_SECONDS}},
-                                             {"$set": {"owner": owner, "at": now}})
+            held = coll.find_one({"_id": key}) or {}
+            stale = {"_id": key, "owner": held.get("owner")} if _holder_is_dead(held.get("owner")) else \
+                {"_id": key, "at": {"$lt": now - defaults.INDEX_LOCK_STALE_SECONDS}}
+            stale = coll.find_one_and_update(stale, {"$set": {"owner": owner, "at": now}})
             if stale is not None:
                 logger.warning("took over the index lock of %r left by %s", brain_key, stale.get("owner"))
                 break
@@ -79,6 +82,21 @@ def index_lock(dataset, brain_key, timeout=defaults.INDEX_LOCK_TIMEOUT_SECONDS):
         yield
     finally:
         coll.delete_one({"_id": key, "owner": owner})
+
+
+def _holder_is_dead(owner):
+    """True when the lock's holder was a process of this machine that no longer runs (killed)."""
+    host, _, rest = str(owner or "").partition(":")
+    pid = rest.partition(":")[0]
+    if host != socket.gethostname() or not pid.isdigit():
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    return False
 
 
 def index_version(dataset, brain_key):
@@ -124,8 +142,41 @@ def person_index_keys(dataset):
     return keys
 
 
+def _create(dataset, brain_key, matcher, persons_field, backend):
+    import fiftyone.brain as fob
+
+    from ..models import zoo
+    from . import backends
+    from .index import matcher_model_kwargs
+
+    zoo.register_model_source()
+    return fob.compute_similarity(index_base(dataset), patches_field=persons_field, embeddings=False,
+                                  brain_key=brain_key, model=contract.MATCHER_ZOO_MODEL,
+                                  model_kwargs=matcher_model_kwargs(matcher), **backends.similarity_kwargs(backend))
+
+
 def _load(dataset, brain_key):
-    return dataset.load_brain_results(brain_key, cache=False)
+    """The index's brain results, read now (call under the lock).
+
+    A writer killed while the brain saved its results (sklearn rewrites
+    them whole) leaves them unreadable; the index is then made again, empty,
+    with the same settings, and refilled from the vectors on the dataset.
+    """
+    try:
+        return dataset.load_brain_results(brain_key, cache=False)
+    except Exception as e:  # noqa: BLE001 - any unreadable results: the dataset holds the truth
+        config = dataset.get_brain_info(brain_key).config
+        logger.warning("person index %r could not be read (%s: %s); refilling it from the dataset", brain_key,
+                       type(e).__name__, e)
+        dataset.delete_brain_run(brain_key)
+        results = _create(dataset, brain_key, config.model_kwargs["name_or_path"], config.patches_field,
+                          config.method)
+        vectors, owners, label_ids = dataset_vectors(dataset, config.patches_field)
+        if label_ids:
+            results.add_to_index(vectors, np.asarray(owners), label_ids=np.asarray(label_ids))
+        results.save()
+        _bump(dataset, brain_key)
+        return results
 
 
 def open_index(dataset, brain_key, matcher, persons_field=contract.PERSONS_FIELD, backend=None):
@@ -133,23 +184,17 @@ def open_index(dataset, brain_key, matcher, persons_field=contract.PERSONS_FIELD
 
     An index made with another matcher or over another field is refused:
     its vectors could not be compared with this run's.
+
+    Example::
+
+        results = open_index(dataset, "person_index", matcher="google/siglip-base-patch16-224")
     """
-    import fiftyone.brain as fob
-
-    from ..models import zoo
-    from . import backends
-    from .index import matcher_model_kwargs
-
     check_person_index(dataset, brain_key, persons_field)
-    if brain_key not in dataset.list_brain_runs():
-        with index_lock(dataset, brain_key):
-            dataset.reload()
-            if brain_key not in dataset.list_brain_runs():
-                zoo.register_model_source()
-                fob.compute_similarity(index_base(dataset), patches_field=persons_field, embeddings=False,
-                                       brain_key=brain_key, model=contract.MATCHER_ZOO_MODEL,
-                                       model_kwargs=matcher_model_kwargs(matcher), **backends.similarity_kwargs(backend))
-    results = _load(dataset, brain_key)
+    with index_lock(dataset, brain_key):
+        dataset.reload()
+        if brain_key not in dataset.list_brain_runs():
+            _create(dataset, brain_key, matcher, persons_field, backend)
+        results = _load(dataset, brain_key)
     built_with = results.config.model_kwargs.get("name_or_path")
     if built_with != str(matcher):
         raise ValueError(f"person index {brain_key!r} was built with matcher {built_with!r}, not {str(matcher)!r}: "
