@@ -54,6 +54,8 @@ INDEX_LOCK_POLL_SECONDS = 0.05
 INDEX_LOCK_STALE_SECONDS = 120
 #: Frames of a video whose persons are written to the database in one bulk write (bounds the memory of long videos).
 VIDEO_FRAMES_PER_WRITE = 1000
+#: Sample / frame updates sent to MongoDB in one bulk write when a search writes its scores back.
+SCORE_WRITES_PER_BATCH = 1000
 #: Trackers the video search accepts (Ultralytics' names).
 TRACKERS = ("bytetrack", "botsort")
 #: How a match threshold is given: a raw cosine or SigLIP's calibrated probability.

@@ -131,12 +131,14 @@ class BuildTextIndex(PersonFinderOperator):
     name, label = "build_text_index", "build text index"
     description = "Index images or person patches with SigLIP so they can be searched by text"
     params = (
-        Param("brain_key", default=contract.PERSON_INDEX_KEY, required=True, label="Index name (brain key)"),
+        Param("brain_key", default=contract.TEXT_INDEX_KEY, required=True, label="Index name (brain key)"),
         MATCHER_PARAM,
         Param("patches_field", "enum", choices=_patch_fields, label="Patches field",
               description="Index the boxes of this Detections field instead of whole images"),
         Param("batch_size", "int", default=defaults.MATCHER_BATCH_SIZE, min=1, label="Batch size"),
         backend_param(),
+        Param("replace", "bool", default=False, label="Replace another kind of index",
+              description="Delete a brain run of another kind (e.g. the person index) stored under this key"),
     )
 
     def run(self, ctx, **params):

@@ -114,8 +114,36 @@ def index_base(dataset):
     return dataset.to_frames(sample_frames="dynamic") if dataset.media_type == "video" else dataset
 
 
+def is_person_index(dataset, brain_key):
+    """True when ``brain_key`` is a person index made by ``index_persons`` (not any other brain run)."""
+    if brain_key not in dataset.list_brain_runs():
+        return False
+    info = dataset.get_brain_info(brain_key)
+    kwargs = getattr(info.config, "model_kwargs", None) or {}
+    if getattr(info.config, "model", None) != contract.MATCHER_ZOO_MODEL or not kwargs.get("name_or_path"):
+        return False
+    doc = _state().find_one({"_id": _doc_id(dataset, brain_key, "kind")})
+    return bool(doc) and doc.get("run") == _run_stamp(info)
+
+
+def _run_stamp(info):
+    """The brain run's creation time as MongoDB keeps it (milliseconds), telling apart runs under one key."""
+    stamp = info.timestamp
+    return stamp.replace(microsecond=stamp.microsecond // 1000 * 1000, tzinfo=None).isoformat()
+
+
+def person_index_keys(dataset):
+    """Brain keys of ``dataset`` that are person indexes (made by ``index_persons``).
+
+    Example::
+
+        person_index_keys(dataset)   # ['person_index']
+    """
+    return [key for key in sorted(dataset.list_brain_runs()) if is_person_index(dataset, key)]
+
+
 def check_person_index(dataset, brain_key, persons_field=None):
-    """Raise unless ``brain_key`` is absent or a person index (prompt-capable, over person patches).
+    """Raise unless ``brain_key`` is absent or a person index (over ``persons_field`` when given).
 
     Example::
 
@@ -124,22 +152,13 @@ def check_person_index(dataset, brain_key, persons_field=None):
     if brain_key not in dataset.list_brain_runs():
         return
     config = dataset.get_brain_info(brain_key).config
-    kwargs = getattr(config, "model_kwargs", None) or {}
-    ok = (getattr(config, "model", None) == contract.MATCHER_ZOO_MODEL and getattr(config, "patches_field", None)
-          and kwargs.get("name_or_path") and (persons_field is None or config.patches_field == persons_field))
-    if not ok:
+    if not is_person_index(dataset, brain_key):
         raise ValueError(f"brain key {brain_key!r} on {dataset.name!r} is not a person index "
-                         f"({type(config).__name__}); person indexes there: {person_index_keys(dataset)}")
-
-
-def person_index_keys(dataset):
-    """Brain keys of ``dataset`` that are person indexes (made by ``index_persons``)."""
-    keys = []
-    for key in sorted(dataset.list_brain_runs()):
-        config = dataset.get_brain_info(key).config
-        if getattr(config, "model", None) == contract.MATCHER_ZOO_MODEL and getattr(config, "patches_field", None):
-            keys.append(key)
-    return keys
+                         f"({type(config).__name__}, patches {getattr(config, 'patches_field', None)!r}); "
+                         f"person indexes there: {person_index_keys(dataset)}")
+    if persons_field is not None and config.patches_field != persons_field:
+        raise ValueError(f"person index {brain_key!r} is over {config.patches_field!r}, not {persons_field!r}; "
+                         "use another brain_key for another persons field")
 
 
 def _create(dataset, brain_key, matcher, persons_field, backend):
@@ -150,9 +169,12 @@ def _create(dataset, brain_key, matcher, persons_field, backend):
     from .index import matcher_model_kwargs
 
     zoo.register_model_source()
-    return fob.compute_similarity(index_base(dataset), patches_field=persons_field, embeddings=False,
-                                  brain_key=brain_key, model=contract.MATCHER_ZOO_MODEL,
-                                  model_kwargs=matcher_model_kwargs(matcher), **backends.similarity_kwargs(backend))
+    results = fob.compute_similarity(index_base(dataset), patches_field=persons_field, embeddings=False,
+                                     brain_key=brain_key, model=contract.MATCHER_ZOO_MODEL,
+                                     model_kwargs=matcher_model_kwargs(matcher), **backends.similarity_kwargs(backend))
+    _state().update_one({"_id": _doc_id(dataset, brain_key, "kind")},  # what marks it a person index
+                        {"$set": {"run": _run_stamp(dataset.get_brain_info(brain_key))}}, upsert=True)
+    return results
 
 
 def _load(dataset, brain_key):

@@ -98,3 +98,35 @@ def write_video_persons(dataset, sample_id, tracks, persons_field):
     frame_of = dict(zip(numbers[0], frame_ids[0]))
     rows = sorted(key_ids)
     return tracks.embeddings[rows], [frame_of[tracks.keyframes[r]] for r in rows], [key_ids[r] for r in rows]
+
+
+def write_person_scores(dataset, persons_field, video, owner_ids, label_ids, values):
+    """Set attributes of many person labels in one write pass: one update per sample (images) or frame (videos).
+
+    ``values`` maps an attribute to one value per label (a None list is skipped).
+
+    Example::
+
+        write_person_scores(dataset, "persons", False, sample_ids, label_ids, {"similarity": [0.3, 0.1]})
+    """
+    from bson import ObjectId
+    from pymongo import UpdateOne
+
+    values = {attr: column for attr, column in values.items() if column is not None}
+    by_owner = {}
+    for j, (owner, label_id) in enumerate(zip(owner_ids, label_ids)):
+        by_owner.setdefault(owner, []).append((label_id, j))
+    coll = dataset._frame_collection if video else dataset._sample_collection
+    ops = []
+    for owner, labels in by_owner.items():
+        update, filters = {}, []
+        for n, (label_id, j) in enumerate(labels):
+            filters.append({f"l{n}._id": ObjectId(label_id)})
+            for attr, column in values.items():
+                update[f"{persons_field}.detections.$[l{n}].{attr}"] = column[j]
+        ops.append(UpdateOne({"_id": ObjectId(owner)}, {"$set": update}, array_filters=filters))
+        if len(ops) >= defaults.SCORE_WRITES_PER_BATCH:
+            coll.bulk_write(ops, ordered=False)
+            ops = []
+    if ops:
+        coll.bulk_write(ops, ordered=False)
