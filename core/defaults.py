@@ -44,6 +44,8 @@ TRACK_REFRESH_FRAMES = 30
 #: at the last embedding drops below this (entering the frame, occlusion, turning).
 TRACK_REFRESH_IOU = 0.5
 TRACKER = "bytetrack"
+#: A given box (detections_field) that the tracker does not confirm is kept as a track of its own, numbered from here.
+UNTRACKED_TRACK_ID = 1_000_000
 #: The person index grows per finished video / image batch; writers (processes, delegated workers) take turns on
 #: a lock document in this MongoDB collection, which also holds each index's version (bumped on every add).
 INDEX_STATE_COLLECTION = "person_finder_index_state"

@@ -256,6 +256,7 @@ def _index_videos(samples, match, find, detections_field, persons_field, overwri
             tracks = track_video(path, detect, match.embed_images, detect_every=detect_every,
                                  refresh_frames=refresh_frames, refresh_iou=refresh_iou, tracker=tracker,
                                  detect_batch_size=batch_size, embed_batch_size=match.batch_size,
+                                 keep_all=bool(detections_field),
                                  on_frames=on_frames)
         except IOError as e:
             errors[sid] = f"cannot read video: {e}"
@@ -263,6 +264,8 @@ def _index_videos(samples, match, find, detections_field, persons_field, overwri
         replaced = dataset.select(sid).values(f"frames.{persons_field}.detections.id", unwind=True)
         add(*write_video_persons(dataset, sid, tracks, persons_field), remove=replaced)
         errors[sid] = skipped_boxes_note(skipped[0], detections_field)
+        if lengths[i] and tracks.num_frames < lengths[i]:  # the decoder stopped early: a truncated or damaged file
+            errors[sid] = f"cannot read video: decoded {tracks.num_frames} of its {lengths[i]} frames (truncated?)"
         track_count = len(tracks.track_frames())
         write_sample_values(samples, {contract.PERSON_TRACKS_FIELD: {sid: track_count}})  # marks the video as processed
         summary["processed"] += 1

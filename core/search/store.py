@@ -184,6 +184,7 @@ def _load(dataset, brain_key):
     them whole) leaves them unreadable; the index is then made again, empty,
     with the same settings, and refilled from the vectors on the dataset.
     """
+    dataset.reload()  # the run document as other writers left it (a stale copy cannot be saved)
     try:
         return dataset.load_brain_results(brain_key, cache=False)
     except Exception as e:  # noqa: BLE001 - any unreadable results: the dataset holds the truth
