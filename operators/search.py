@@ -162,6 +162,8 @@ def index_summary(result, video):
     media = "videos" if video else "images"
     if not result["processed"]:
         return f"Nothing to index: all {result['samples']} {media} were already indexed"
+    if result.get("message"):  # the run found nobody
+        return f"Nobody indexed: {result['message']}"
     people = f"{result['tracks']} tracks ({result['persons']} boxes)" if video else f"{result['persons']} people"
     line = f"{people} in {result['processed']} of {result['samples']} {media} indexed"
     if result.get("brain_key"):

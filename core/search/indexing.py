@@ -156,8 +156,8 @@ def _index_images(samples, match, find, detections_field, persons_field, overwri
             if kept is not None and not overwrite and all(d[contract.EMBEDDING_ATTR] is not None for d in kept):
                 summary["persons"] += len(kept)
                 continue
-            if overwrite and kept:
-                replaced += [d.id for d in kept]
+            if overwrite:  # redo detection, also where the last run found nobody
+                replaced += [d.id for d in kept or []]
                 kept = None
             try:
                 image = read_rgb_array(paths[i])

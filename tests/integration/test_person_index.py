@@ -232,3 +232,16 @@ def test_brain_keys_of_another_kind_are_refused_by_every_entry_point(dataset, ti
     build_text_index(dataset, "patches", matcher=tiny_siglip, patches_field="ground_truth")  # same kind: rebuilt
     build_text_index(dataset, contract.PERSON_INDEX_KEY, matcher=tiny_siglip, replace=True)
     assert not store.is_person_index(dataset, contract.PERSON_INDEX_KEY)
+
+
+def test_overwrite_redoes_detection_where_nobody_was_found_and_says_so(dataset, tiny_siglip, test_root):
+    _scenes(dataset, test_root, count=2)
+    dataset.clone_sample_field("ground_truth", "later")
+    dataset.set_values("ground_truth", [fo.Detections(), fo.Detections()])
+    summary = index_persons(dataset, matcher=tiny_siglip, detections_field="ground_truth")
+    assert summary["persons"] == 0 and "no person found in the 2 samples" in summary["message"]
+    summary = index_persons(dataset, matcher=tiny_siglip, detections_field="later")
+    assert summary["processed"] == 0  # done, nobody there
+    summary = index_persons(dataset, matcher=tiny_siglip, detections_field="later", overwrite=True)
+    assert summary["processed"] == 2 and summary["persons"] == summary["indexed"] == 4 and "message" not in summary
+    _assert_index_agrees(dataset, "persons", "later")
