@@ -56,6 +56,10 @@ INDEX_LOCK_POLL_SECONDS = 0.05
 INDEX_LOCK_STALE_SECONDS = 120
 #: Frames of a video whose persons are written to the database in one bulk write (bounds the memory of long videos).
 VIDEO_FRAMES_PER_WRITE = 1000
+#: rank_persons on a vector backend (not sklearn) asks it for k x this many nearest crop embeddings (at least
+#: RANK_MIN_CANDIDATES), then scores their samples' persons (videos: whole tracks) exactly.
+RANK_CANDIDATES_PER_RESULT = 4
+RANK_MIN_CANDIDATES = 100
 #: Sample / frame updates sent to MongoDB in one bulk write when a search writes its scores back.
 SCORE_WRITES_PER_BATCH = 1000
 #: Trackers the video search accepts (Ultralytics' names).

@@ -26,7 +26,9 @@ _MATCHERS = {}  # (name or path, device) -> ImageTextMatcher, shared by indexing
 _MATCHERS_LOCK = threading.Lock()
 
 
-_TEXT_CACHE_SIZE = 64  # recent query embeddings kept per index (threshold / k changes cost no forward pass)
+_TEXT_CACHE_SIZE = 64  # recent query embeddings kept (threshold / k changes cost no forward pass)
+_TEXTS = {}  # (text encoder id, query) -> embedding
+_TEXTS_LOCK = threading.Lock()
 
 
 def shared_matcher(name_or_path, device=None, batch_size=defaults.MATCHER_BATCH_SIZE):
@@ -62,10 +64,11 @@ class Gallery:
 
     ``vectors`` holds one row per distinct crop embedding; each person
     detection (``label_ids``, ``owner_ids``: its sample or frame) scores as
-    the row it names in ``embedding_id`` (``rows``).
+    the row it names in ``embedding_id`` (``rows``). ``sample_ids`` limits
+    it to those samples (the candidates a vector backend returned).
     """
 
-    def __init__(self, dataset, brain_key):
+    def __init__(self, dataset, brain_key, sample_ids=None):
         from ..models import zoo
         from ..models.onnx import query_encoder
 
@@ -75,12 +78,11 @@ class Gallery:
         self.video = dataset.media_type == "video"
         self.matcher = shared_matcher(config.model_kwargs.get("name_or_path", defaults.MATCHER_MODEL))
         self.text_encoder = query_encoder(self.matcher)
-        self._texts = {}
-        self._texts_lock = threading.Lock()
+        collection = dataset.select(sample_ids) if sample_ids is not None else dataset
         path = ("frames." if self.video else "") + self.patches_field + ".detections"
         fields = ["id", "filepath"] + (["frames.id", "frames.frame_number"] if self.video else []) + [
             path + "." + a for a in ("id", contract.EMBEDDING_ID_ATTR, contract.EMBEDDING_ATTR, "index", "bounding_box")]
-        values = dataset.values(fields) if (dataset.has_frame_field if self.video else dataset.has_sample_field)(
+        values = collection.values(fields) if (dataset.has_frame_field if self.video else dataset.has_sample_field)(
             self.patches_field) else [[] for _ in fields]
         people = []  # (sample id, filepath, owner id, frame number, label id, embedding id, vector, track, box)
         for sid, fp, *rest in zip(*values):
@@ -123,14 +125,58 @@ class Gallery:
 
     def score(self, query):
         """Cosine (and SigLIP probability or None) of every indexed person to ``query``."""
-        with self._texts_lock:
-            if query not in self._texts:
-                if len(self._texts) >= _TEXT_CACHE_SIZE:
-                    self._texts.pop(next(iter(self._texts)))
-                self._texts[query] = self.text_encoder.embed_texts([query])[0]
-            text = self._texts[query]
+        text = text_vector(self.text_encoder, query)
         cosine = (self.vectors @ text)[self.rows] if len(self.rows) else np.zeros(0, np.float32)
         return cosine, self.matcher.probability(cosine)
+
+
+def text_vector(text_encoder, query):
+    """The query's text embedding, cached per encoder (a new threshold or k costs no forward pass)."""
+    key = (id(text_encoder), query)
+    with _TEXTS_LOCK:
+        if key not in _TEXTS:
+            if len(_TEXTS) >= _TEXT_CACHE_SIZE:
+                _TEXTS.pop(next(iter(_TEXTS)))
+            _TEXTS[key] = text_encoder.embed_texts([query])[0]
+        return _TEXTS[key]
+
+
+def candidate_gallery(samples, brain_key, query, k):
+    """A :class:`Gallery` of only the samples holding the vector backend's nearest ``k`` x a margin persons.
+
+    The backend (LanceDB, Qdrant, Milvus, pgvector) answers the nearest
+    crop embeddings; their samples (videos: whole tracks) are then scored
+    exactly, so memory grows with ``k``, not with the gallery.
+
+    Example::
+
+        gallery = candidate_gallery(dataset, "person_index", "red top and blue trousers", k=25)
+    """
+    from ..models.onnx import query_encoder
+    from .backends import load_index
+
+    dataset = checked_index(samples, brain_key)
+    config = dataset.get_brain_info(brain_key).config
+    encoder = query_encoder(shared_matcher(config.model_kwargs.get("name_or_path", defaults.MATCHER_MODEL)))
+    results = load_index(dataset, brain_key, fresh=True)
+    n = min(max(int(k) * defaults.RANK_CANDIDATES_PER_RESULT, defaults.RANK_MIN_CANDIDATES), results.total_index_size)
+    _, label_ids = results._kneighbors(query=np.asarray(text_vector(encoder, query)), k=n) if n else (None, [])
+    path = ("frames." if dataset.media_type == "video" else "") + config.patches_field
+    ids = samples.match_labels(ids=[str(x) for x in label_ids], fields=path).values("id") if len(label_ids) else []
+    return Gallery(dataset, brain_key, sample_ids=ids)
+
+
+def checked_index(samples, brain_key):
+    """``samples``' dataset, reloaded, after checking that ``brain_key`` is a person index there."""
+    from .store import check_person_index
+
+    dataset = samples._root_dataset
+    dataset.reload()  # brain runs added by another process
+    if brain_key not in dataset.list_brain_runs():
+        raise ValueError(f"no person index {brain_key!r} on {dataset.name!r}: run index_persons first "
+                         f"(existing brain runs: {dataset.list_brain_runs()})")
+    check_person_index(dataset, brain_key)
+    return dataset
 
 
 def load_gallery(samples, brain_key):
@@ -140,14 +186,9 @@ def load_gallery(samples, brain_key):
 
         gallery = load_gallery(dataset, "person_index")
     """
-    from .store import check_person_index, index_version
+    from .store import index_version
 
-    dataset = samples._root_dataset
-    dataset.reload()  # brain runs added by another process
-    if brain_key not in dataset.list_brain_runs():
-        raise ValueError(f"no person index {brain_key!r} on {dataset.name!r}: run index_persons first "
-                         f"(existing brain runs: {dataset.list_brain_runs()})")
-    check_person_index(dataset, brain_key)
+    dataset = checked_index(samples, brain_key)
     key = (dataset.name, brain_key, str(dataset.get_brain_info(brain_key).timestamp), index_version(dataset, brain_key))
     with _CACHE_LOCK:
         if key not in _CACHE:

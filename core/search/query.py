@@ -21,19 +21,27 @@ import numpy as np
 
 from .. import contract, defaults
 from ..progress import notify
-from .gallery import load_gallery
+from .gallery import candidate_gallery, checked_index, load_gallery
 from .results import record_search
 from .validation import check_query, check_threshold
 from .writes import write_person_scores, write_sample_values
 
 
-def _prepare_query(samples, query, brain_key, k, threshold, threshold_type):
-    """Check a query's arguments (before anything is written); returns the index and the cosine cut."""
+def _prepare_query(samples, query, brain_key, k, threshold, threshold_type, candidates=False):
+    """Check a query's arguments (before anything is written); returns the gallery and the cosine cut.
+
+    With ``candidates`` and a top-``k`` query on a vector backend other than
+    sklearn, the gallery holds only the backend's nearest candidates.
+    """
     check_query(query)
     check_threshold(threshold, threshold_type)
     if k is not None and int(k) < 1:
         raise ValueError(f"k must be >= 1 or None, got {k}")
-    gallery = load_gallery(samples, brain_key)
+    method = checked_index(samples, brain_key).get_brain_info(brain_key).config.method
+    if candidates and k is not None and method != "sklearn":
+        gallery = candidate_gallery(samples, brain_key, query, k)
+    else:  # sklearn keeps its vectors in this process anyway: the whole gallery, cached per index version
+        gallery = load_gallery(samples, brain_key)
     return gallery, _threshold_cosine(gallery, threshold, threshold_type)
 
 
@@ -66,7 +74,7 @@ def rank_persons(samples, query, brain_key=contract.PERSON_INDEX_KEY, k=defaults
         rows = rank_persons(dataset, "red top and blue trousers", k=5, threshold=0.6,
                             threshold_type="probability")
     """
-    gallery, cut = _prepare_query(samples, query, brain_key, k, threshold, threshold_type)
+    gallery, cut = _prepare_query(samples, query, brain_key, k, threshold, threshold_type, candidates=True)
     cosine, _ = gallery.score(query)
     allowed = set(samples.values("id")) if samples is not samples._root_dataset else None
     match_cut = cut if cut is not None else defaults.MATCH_THRESHOLD

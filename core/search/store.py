@@ -30,6 +30,7 @@ import uuid
 import numpy as np
 
 from .. import contract, defaults
+from .backends import update_index
 
 logger = logging.getLogger(__name__)
 
@@ -194,10 +195,7 @@ def _load(dataset, brain_key):
         dataset.delete_brain_run(brain_key)
         results = _create(dataset, brain_key, config.model_kwargs["name_or_path"], config.patches_field,
                           config.method)
-        vectors, owners, label_ids = dataset_vectors(dataset, config.patches_field)
-        if label_ids:
-            results.add_to_index(vectors, np.asarray(owners), label_ids=np.asarray(label_ids))
-        results.save()
+        update_index(results, *dataset_vectors(dataset, config.patches_field))
         _bump(dataset, brain_key)
         return results
 
@@ -236,13 +234,7 @@ def add_vectors(dataset, brain_key, vectors, owner_ids, label_ids, remove=()):
     if not len(label_ids) and not remove:
         return
     with index_lock(dataset, brain_key):
-        results = _load(dataset, brain_key)
-        if remove:
-            results.remove_from_index(label_ids=remove, allow_missing=True)
-        if len(label_ids):
-            results.add_to_index(np.asarray(vectors, dtype=np.float32), np.asarray(owner_ids),
-                                 label_ids=np.asarray(label_ids))
-        results.save()
+        update_index(_load(dataset, brain_key), vectors, owner_ids, label_ids, remove=remove)
         _bump(dataset, brain_key)
 
 
@@ -287,13 +279,10 @@ def sync_index(dataset, brain_key, persons_field=contract.PERSONS_FIELD):
         have = set(str(x) for x in (results.label_ids if results.label_ids is not None else []))
         want = set(on_dataset)
         missing, gone = sorted(want - have), sorted(have - want)
-        if missing:
-            vectors, owners, lids = dataset_vectors(dataset, persons_field, label_ids=missing)
-            results.add_to_index(vectors, np.asarray(owners), label_ids=np.asarray(lids))
-        if gone:
-            results.remove_from_index(label_ids=gone)
         if missing or gone:
-            results.save()
+            vectors, owners, lids = dataset_vectors(dataset, persons_field, label_ids=missing) if missing else \
+                (None, [], [])
+            update_index(results, vectors, owners, lids, remove=gone)
             _bump(dataset, brain_key)
             logger.info("person index %r repaired from the dataset: %d added, %d removed", brain_key, len(missing),
                         len(gone))
