@@ -165,7 +165,8 @@ def update_index(results, vectors=None, sample_ids=(), label_ids=(), remove=()):
             table.delete("id IN (" + ", ".join(f"'{x}'" for x in gone) + ")")  # ObjectId strings: nothing to escape
         if len(label_ids):
             vectors = np.asarray(vectors, dtype=np.float32)
-            column = pa.FixedSizeListArray.from_arrays(pa.array(vectors.reshape(-1), type=pa.float32()), vectors.shape[1])
+            flat = pa.array(vectors.reshape(-1), type=pa.float32())
+            column = pa.FixedSizeListArray.from_arrays(flat, vectors.shape[1])
             table.add(pa.Table.from_arrays([[str(x) for x in label_ids], [str(x) for x in sample_ids], column],
                                            names=["id", "sample_id", "vector"]))
     else:

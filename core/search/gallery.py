@@ -81,7 +81,8 @@ class Gallery:
         collection = dataset.select(sample_ids) if sample_ids is not None else dataset
         path = ("frames." if self.video else "") + self.patches_field + ".detections"
         fields = ["id", "filepath"] + (["frames.id", "frames.frame_number"] if self.video else []) + [
-            path + "." + a for a in ("id", contract.EMBEDDING_ID_ATTR, contract.EMBEDDING_ATTR, "index", "bounding_box")]
+            path + "." + a
+            for a in ("id", contract.EMBEDDING_ID_ATTR, contract.EMBEDDING_ATTR, "index", "bounding_box")]
         values = collection.values(fields) if (dataset.has_frame_field if self.video else dataset.has_sample_field)(
             self.patches_field) else [[] for _ in fields]
         people = []  # (sample id, filepath, owner id, frame number, label id, embedding id, vector, track, box)

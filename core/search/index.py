@@ -14,11 +14,7 @@ from . import backends
 from .. import contract, defaults
 from ..models import zoo
 from ..progress import fiftyone_progress
-
-
-def matcher_model_kwargs(matcher):
-    """How a brain index records the matcher, so any process can re-create it."""
-    return {"name_or_path": str(matcher)}
+from .store import is_person_index, matcher_model_kwargs
 
 
 def build_text_index(samples, brain_key=contract.TEXT_INDEX_KEY, matcher=defaults.MATCHER_MODEL, patches_field=None,
@@ -34,8 +30,6 @@ def build_text_index(samples, brain_key=contract.TEXT_INDEX_KEY, matcher=default
     replaced with ``replace=True``.
     """
     import fiftyone.brain as fob
-
-    from .store import is_person_index
 
     backend_kwargs = {**backend_kwargs, **backends.similarity_kwargs(backend)}
     zoo.register_model_source()

@@ -162,12 +162,16 @@ def check_person_index(dataset, brain_key, persons_field=None):
                          "use another brain_key for another persons field")
 
 
+def matcher_model_kwargs(matcher):
+    """How a brain index records the matcher, so any process can re-create it."""
+    return {"name_or_path": str(matcher)}
+
+
 def _create(dataset, brain_key, matcher, persons_field, backend):
     import fiftyone.brain as fob
 
     from ..models import zoo
     from . import backends
-    from .index import matcher_model_kwargs
 
     zoo.register_model_source()
     results = fob.compute_similarity(index_base(dataset), patches_field=persons_field, embeddings=False,

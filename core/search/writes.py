@@ -66,7 +66,7 @@ def embedded_detection(box, width, height, confidence, vector, **attributes):
 
 
 def write_video_persons(dataset, sample_id, tracks, persons_field):
-    """Replace one video's ``frames.persons`` with the tracks; returns ``(vectors, frame ids, label ids)`` of its embeddings.
+    """Replace one video's ``frames.persons`` with the tracks; returns its ``(vectors, frame ids, label ids)``.
 
     Each embedding is stored once, on the detection whose crop it was cut
     from (``tracks.keyframes``); every detection names it in
