@@ -160,9 +160,8 @@ def update_index(results, vectors=None, sample_ids=(), label_ids=(), remove=()):
     if table is not None:
         import pyarrow as pa
 
-        gone = remove + [str(x) for x in label_ids]  # re-adding an id replaces it
-        if gone:
-            table.delete("id IN (" + ", ".join(f"'{x}'" for x in gone) + ")")  # ObjectId strings: nothing to escape
+        if remove:  # a delete scans the table: only when labels were replaced (new labels have new ids)
+            table.delete("id IN (" + ", ".join(f"'{x}'" for x in remove) + ")")  # ObjectId strings: nothing to escape
         if len(label_ids):
             vectors = np.asarray(vectors, dtype=np.float32)
             flat = pa.array(vectors.reshape(-1), type=pa.float32())
