@@ -65,6 +65,12 @@ VIDEO_MATCHES_FIELD = "person_matches"
 PERSON_TRACKS_FIELD = "person_tracks"
 PERSON_ERROR_FIELD = "person_search_error"
 PERSON_INDEX_KEY = "person_index"
+#: Default brain key of ``build_text_index`` (a plain text index of images or patches, never the person index's).
+TEXT_INDEX_KEY = "text_index"
+#: Attribute of the detection a crop embedding was cut from (one per track refresh in videos, every person in images).
+EMBEDDING_ATTR = "embedding"
+#: Attribute of every person detection: the label id of the detection whose embedding it uses (its own in images).
+EMBEDDING_ID_ATTR = "embedding_id"
 #: ``dataset.info`` key of the last search's record: the query, index and threshold behind the ``match`` labels.
 LAST_SEARCH_INFO = "person_finder_last_search"
 

@@ -44,11 +44,24 @@ TRACK_REFRESH_FRAMES = 30
 #: at the last embedding drops below this (entering the frame, occlusion, turning).
 TRACK_REFRESH_IOU = 0.5
 TRACKER = "bytetrack"
-#: index_persons saves the index of what it has embedded at most this often (and at the end), so a run that
-#: is interrupted (a killed delegated job) resumes where it stopped instead of redoing every sample.
-INDEX_CHECKPOINT_SECONDS = 300
+#: A given box (detections_field) that the tracker does not confirm is kept as a track of its own, numbered from here.
+UNTRACKED_TRACK_ID = 1_000_000
+#: The person index grows per finished video / image batch; writers (processes, delegated workers) take turns on
+#: a lock document in this MongoDB collection, which also holds each index's version (bumped on every add).
+INDEX_STATE_COLLECTION = "person_finder_index_state"
+#: A writer waits at most this long for the lock, polling this often; a lock not released for
+#: INDEX_LOCK_STALE_SECONDS (its holder was killed) is taken over.
+INDEX_LOCK_TIMEOUT_SECONDS = 600
+INDEX_LOCK_POLL_SECONDS = 0.05
+INDEX_LOCK_STALE_SECONDS = 120
 #: Frames of a video whose persons are written to the database in one bulk write (bounds the memory of long videos).
 VIDEO_FRAMES_PER_WRITE = 1000
+#: rank_persons on a vector backend (not sklearn) asks it for k x this many nearest crop embeddings (at least
+#: RANK_MIN_CANDIDATES), then scores their samples' persons (videos: whole tracks) exactly.
+RANK_CANDIDATES_PER_RESULT = 4
+RANK_MIN_CANDIDATES = 100
+#: Sample / frame updates sent to MongoDB in one bulk write when a search writes its scores back.
+SCORE_WRITES_PER_BATCH = 1000
 #: Trackers the video search accepts (Ultralytics' names).
 TRACKERS = ("bytetrack", "botsort")
 #: How a match threshold is given: a raw cosine or SigLIP's calibrated probability.

@@ -132,12 +132,14 @@ class BuildTextIndex(PersonFinderOperator):
     name, label = "build_text_index", "build text index"
     description = "Index images or person patches with SigLIP so they can be searched by text"
     params = (
-        Param("brain_key", default=contract.PERSON_INDEX_KEY, required=True, label="Index name (brain key)"),
+        Param("brain_key", default=contract.TEXT_INDEX_KEY, required=True, label="Index name (brain key)"),
         MATCHER_PARAM,
         Param("patches_field", "enum", choices=_patch_fields, label="Patches field",
               description="Index the boxes of this Detections field instead of whole images"),
         Param("batch_size", "int", default=defaults.MATCHER_BATCH_SIZE, min=1, label="Batch size"),
         backend_param(),
+        Param("replace", "bool", default=False, label="Replace another kind of index",
+              description="Delete a brain run of another kind (e.g. the person index) stored under this key"),
     )
 
     def run(self, ctx, **params):
@@ -161,6 +163,8 @@ def index_summary(result, video):
     media = "videos" if video else "images"
     if not result["processed"]:
         return f"Nothing to index: all {result['samples']} {media} were already indexed"
+    if result.get("message"):  # the run found nobody
+        return f"Nobody indexed: {result['message']}"
     people = f"{result['tracks']} tracks ({result['persons']} boxes)" if video else f"{result['persons']} people"
     line = f"{people} in {result['processed']} of {result['samples']} {media} indexed"
     if result.get("brain_key"):

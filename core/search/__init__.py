@@ -3,7 +3,7 @@
 Two steps, each one function: :func:`index_persons` finds, tracks and embeds
 the people once; :func:`search_persons` / :func:`rank_persons` embed only the
 text of a query. Files, in the order a search runs: ``tracking`` (videos),
-``indexing``, ``checkpoint`` and ``index`` / ``backends`` (the vector store),
+``indexing``, ``store``, ``index`` and ``backends`` (the vector store),
 ``writes`` (labels on the dataset), ``gallery`` and ``query`` (answering),
 ``panel_data``, ``export`` / ``drawing``.
 

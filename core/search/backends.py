@@ -27,6 +27,8 @@ import importlib.util
 import logging
 import os
 
+import numpy as np
+
 from .. import defaults
 
 logger = logging.getLogger(__name__)
@@ -123,14 +125,14 @@ def create_lancedb_ann_index(table, rows, metric="cosine"):
                                                             num_partitions=partitions))
 
 
-def load_index(samples, brain_key):
+def load_index(samples, brain_key, fresh=False):
     """Load a person index, failing clearly when this process looks for it in the wrong place.
 
     Example::
 
         results = load_index(dataset, "person_index")
     """
-    results = samples._root_dataset.load_brain_results(brain_key)
+    results = samples._root_dataset.load_brain_results(brain_key, cache=not fresh)  # fresh: what other writers added
     if results is None:
         raise ValueError(f"no index {brain_key!r} on dataset {samples._root_dataset.name!r}; "
                          f"it has {samples._root_dataset.list_brain_runs()}")
@@ -139,6 +141,41 @@ def load_index(samples, brain_key):
         raise ValueError(f"index {brain_key!r} ({method}) is empty at {backend_location(method)!r}: set "
                          f"{location_env_var(method)} in this process to the location it was built at")
     return results
+
+
+def update_index(results, vectors=None, sample_ids=(), label_ids=(), remove=()):
+    """Remove ``remove`` label ids from a patch index, then add ``vectors``; cost grows with the batch, not the index.
+
+    LanceDB tables are appended to directly (FiftyOne's ``add_to_index``
+    rewrites the whole table); other backends go through the brain's
+    ``add_to_index`` / ``remove_from_index``; sklearn results are then saved.
+
+    Example::
+
+        update_index(results, vectors, frame_ids, label_ids, remove=old_label_ids)
+    """
+    remove = [str(x) for x in remove]
+    lancedb = results.config.method == "lancedb"
+    table = getattr(results, "_table", None) if lancedb else None
+    if table is not None:
+        import pyarrow as pa
+
+        if remove:  # a delete scans the table: only when labels were replaced (new labels have new ids)
+            table.delete("id IN (" + ", ".join(f"'{x}'" for x in remove) + ")")  # ObjectId strings: nothing to escape
+        if len(label_ids):
+            vectors = np.asarray(vectors, dtype=np.float32)
+            flat = pa.array(vectors.reshape(-1), type=pa.float32())
+            column = pa.FixedSizeListArray.from_arrays(flat, vectors.shape[1])
+            table.add(pa.Table.from_arrays([[str(x) for x in label_ids], [str(x) for x in sample_ids], column],
+                                           names=["id", "sample_id", "vector"]))
+    else:
+        if remove and not lancedb:  # a LanceDB index without a table yet holds nothing to remove
+            results.remove_from_index(label_ids=remove, allow_missing=True)
+        if len(label_ids):
+            results.add_to_index(np.asarray(vectors, dtype=np.float32), [str(x) for x in sample_ids],
+                                 label_ids=[str(x) for x in label_ids])
+    if results.config.method == "sklearn":
+        results.save()
 
 
 def find_duplicates(results, thresh=None, fraction=None):

@@ -2,9 +2,11 @@
 
 :func:`index_persons` finds the people (YOLO, or an existing detections
 field), tracks them in videos, embeds each image crop / each track (once per
-refresh) with the matcher, writes ``persons`` / ``frames.persons`` and stores
-the embeddings in a brain similarity index over those patches (frames through
-a ``to_frames`` view). Re-runs only process what is missing.
+refresh) with the matcher, writes ``persons`` / ``frames.persons`` with each
+distinct embedding on the detection it was cut from, and adds those vectors
+to a brain similarity index over the patches (frames through a
+``to_frames`` view) after each finished video or image batch
+(:mod:`core.search.store`). Re-runs only process what is missing.
 
 Example::
 
@@ -20,10 +22,10 @@ import numpy as np
 
 from .. import contract, defaults
 from ..progress import notify
-from .checkpoint import Checkpoint, previous_embeddings
+from . import store
 from .gallery import shared_matcher
 from .validation import check_detections_field, detections_path
-from .writes import person_detection, write_sample_values, write_video_persons
+from .writes import declare_embeddings, embedded_detection, write_sample_values, write_video_persons
 
 
 def index_persons(samples, matcher=defaults.MATCHER_MODEL, detector=defaults.DETECTOR_MODEL,
@@ -42,12 +44,16 @@ def index_persons(samples, matcher=defaults.MATCHER_MODEL, detector=defaults.DET
     ``detector`` is an Ultralytics weights name / file or a loaded
     :class:`core.models.detector.PersonDetector`. ``detections_field`` names an existing Detections field (``frames.`` is
     implied for videos) to use instead of the detector; its labels are
-    copied, never modified. Samples already processed with their
-    embeddings in ``brain_key`` are skipped unless ``overwrite``; images whose
-    persons were written but not indexed are re-embedded without
-    re-detection. The index is saved every ``INDEX_CHECKPOINT_SECONDS`` while
-    it runs, so an interrupted run resumes where it stopped. Unreadable
-    media are recorded in ``person_search_error``.
+    copied, never modified. Each finished video or batch of images has its
+    persons (with their embeddings) written, then its vectors added to
+    ``brain_key``: one vector per distinct crop embedding (a track's
+    refreshes; every person in images), keyed by the detection it was cut
+    from. Several processes may index disjoint views into one key at once.
+    Samples already processed are skipped unless ``overwrite``, which redoes
+    detection and replaces their persons; a run first repairs the index
+    from the embeddings on the dataset, so a killed run is resumed redoing at
+    most the video or batch in flight. Unreadable media are recorded in
+    ``person_search_error``.
 
     Returns a summary dict (samples, processed, persons, tracks,
     encoder_crops, encoder_calls = the encoder's forward passes, errors, brain_key).
@@ -87,22 +93,27 @@ def index_persons(samples, matcher=defaults.MATCHER_MODEL, detector=defaults.DET
     else:  # loaded on first use: a re-run that only re-embeds stored boxes needs no detector
         find = functools.lru_cache(maxsize=1)(
             lambda: with_runtime(load_detector(detector, confidence=confidence, device=device), runtime))
-    previous = previous_embeddings(samples, brain_key, matcher, overwrite)
-    checkpoint = Checkpoint(samples._root_dataset, brain_key, matcher, persons_field, previous, backend)
+    dataset = samples._root_dataset
+    store.check_person_index(dataset, brain_key, persons_field)
+    declare_embeddings(dataset, persons_field)
+    store.open_index(dataset, brain_key, matcher, persons_field, backend)
+    store.sync_index(dataset, brain_key, persons_field)
+    add = functools.partial(store.add_vectors, dataset, brain_key)
     if samples.media_type == "video":
-        summary, embeddings = _index_videos(samples, match, find, detections_field, persons_field, previous,
-                                            detect_every, refresh_frames, refresh_iou, tracker,
-                                            detector_batch_size, checkpoint, on_progress)
+        summary = _index_videos(samples, match, find, detections_field, persons_field, overwrite, detect_every,
+                                refresh_frames, refresh_iou, tracker, detector_batch_size, add, on_progress)
     else:
-        summary, embeddings = _index_images(samples, match, find, detections_field, persons_field, previous,
-                                            detector_batch_size, checkpoint, on_progress)
-    notify(on_progress, 0.96, "indexing embeddings")
-    embeddings = checkpoint.save(embeddings)
-    if embeddings:
+        summary = _index_images(samples, match, find, detections_field, persons_field, overwrite,
+                                detector_batch_size, add, on_progress)
+    if summary["persons"]:
         notify(on_progress, 0.98, "preparing the query encoder")
         query_encoder(match)  # on CPU: the text tower's export, cached, so the first query is fast too
     notify(on_progress, 1.0, "done")
-    summary["brain_key"] = brain_key if embeddings else None
+    summary["brain_key"] = brain_key
+    summary["indexed"] = store.open_index(dataset, brain_key, matcher, persons_field, backend).total_index_size
+    if not summary["persons"]:
+        summary["message"] = (f"no person found in the {summary['samples']} samples"
+                              + (f" ({summary['errors']} unreadable)" if summary["errors"] else ""))
     return summary
 
 
@@ -123,8 +134,7 @@ def _given_boxes(detections, width, height):
     return finite_boxes(_boxes_from_detections(detections, width, height))
 
 
-def _index_images(samples, match, find, detections_field, persons_field, previous, batch_size, checkpoint,
-                  on_progress):
+def _index_images(samples, match, find, detections_field, persons_field, overwrite, batch_size, add, on_progress):
     import fiftyone.core.labels as fol
 
     from ..models.images import read_rgb_array
@@ -136,19 +146,19 @@ def _index_images(samples, match, find, detections_field, persons_field, previou
     ids, paths = values["id"], values["filepath"]
     old = values.get(persons_field, [None] * len(ids))
     given = values.get(detections_field, [None] * len(ids)) if detections_field else None
-    embeddings, errors = {}, {}
-    persons_out = {}
+    errors = {}
     summary = dict(samples=len(ids), processed=0, persons=0, tracks=0, encoder_crops=0, encoder_calls=0,
                    errors=0)
     for start in range(0, len(ids), batch_size):
-        todo = []
+        todo, replaced = [], []
         for i in range(start, min(start + batch_size, len(ids))):
             kept = old[i].detections if old[i] is not None else None
-            reused = previous.get([d.id for d in kept]) if kept else None
-            if kept is not None and (reused is not None or not kept):
-                embeddings[ids[i]] = reused if reused is not None else np.zeros((0, 0), np.float32)
+            if kept is not None and not overwrite and all(d[contract.EMBEDDING_ATTR] is not None for d in kept):
                 summary["persons"] += len(kept)
                 continue
+            if overwrite:  # redo detection, also where the last run found nobody
+                replaced += [d.id for d in kept or []]
+                kept = None
             try:
                 image = read_rgb_array(paths[i])
             except Exception as e:  # noqa: BLE001 - recorded per sample, the run goes on
@@ -157,17 +167,17 @@ def _index_images(samples, match, find, detections_field, persons_field, previou
             todo.append((i, image, kept))
         to_detect = [(i, image) for i, image, kept in todo if kept is None and given is None]
         found = dict(zip([i for i, _ in to_detect], find().detect([im for _, im in to_detect]) if to_detect else []))
-        crops, owners = [], []
+        crops, owners, boxes_of = [], [], {}
         for i, image, kept in todo:
             height, width = image.shape[:2]
             skipped = 0
-            if kept is not None:  # written by an interrupted run: re-embed its persons, do not re-detect
+            if kept is not None:  # written without embeddings (an older version): re-embed, do not re-detect
                 boxes = _boxes_from_detections(fol.Detections(detections=kept), width, height)
             elif given is not None:
                 boxes, skipped = _given_boxes(given[i], width, height)
             else:
                 boxes = found[i]
-            dets = []
+            boxes_of[i] = []
             for j, row in enumerate(boxes):
                 box = clip_box(row[:4], width, height)
                 if box is None:
@@ -175,50 +185,54 @@ def _index_images(samples, match, find, detections_field, persons_field, previou
                 x1, y1, x2, y2 = box
                 crops.append(image[y1:y2, x1:x2])
                 owners.append(ids[i])
-                dets.append(kept[j] if kept is not None else person_detection(box, width, height, row[4]))
-            persons_out[ids[i]] = fol.Detections(detections=dets)
+                boxes_of[i].append((box, width, height, row[4], kept[j] if kept is not None else None))
             errors[ids[i]] = skipped_boxes_note(skipped, detections_field)
         vectors = match.embed_images(crops) if crops else np.zeros((0, match.embedding_dim), np.float32)
+        rows = iter(vectors)
+        persons_out, label_ids = {}, []
         for i, image, kept in todo:
-            sid = ids[i]
-            embeddings[sid] = vectors[[k for k, o in enumerate(owners) if o == sid]]
+            dets = [_with_embedding(previous, next(rows)) if previous is not None
+                    else embedded_detection(box, width, height, conf, next(rows))
+                    for box, width, height, conf, previous in boxes_of[i]]
+            persons_out[ids[i]] = fol.Detections(detections=dets)
+            label_ids += [d.id for d in dets]
         summary["encoder_crops"] += len(crops)
         summary["encoder_calls"] += -(-len(crops) // match.batch_size)
         summary["persons"] += len(crops)
         summary["processed"] += len(todo)
-        write_sample_values(samples, {persons_field: {sid: persons_out.pop(sid) for sid, _ in list(persons_out.items())}})
-        checkpoint(embeddings)
+        write_sample_values(samples, {persons_field: persons_out})  # persons and their vectors: the truth
+        add(vectors, owners, label_ids, remove=replaced)  # then the index
         notify(on_progress, 0.95 * min(start + batch_size, len(ids)) / max(len(ids), 1), "detecting and embedding")
     write_sample_values(samples, {contract.PERSON_ERROR_FIELD: errors})
     summary["errors"] = sum(1 for e in errors.values() if e)
-    return summary, embeddings
+    return summary
 
 
-def _index_videos(samples, match, find, detections_field, persons_field, previous, detect_every,
-                  refresh_frames, refresh_iou, tracker, batch_size, checkpoint, on_progress):
+def _with_embedding(detection, vector):
+    detection[contract.EMBEDDING_ATTR] = vector
+    detection[contract.EMBEDDING_ID_ATTR] = detection.id
+    return detection
+
+
+def _index_videos(samples, match, find, detections_field, persons_field, overwrite, detect_every,
+                  refresh_frames, refresh_iou, tracker, batch_size, add, on_progress):
     from .tracking import skipped_boxes_note, track_video
 
     dataset = samples._root_dataset
-    frame_path = "frames." + persons_field
     fields = ["id", "filepath", "metadata.total_frame_count"]
-    indexed = samples.has_field(contract.PERSON_TRACKS_FIELD)
-    if indexed:
-        fields += [contract.PERSON_TRACKS_FIELD, "frames.id", frame_path + ".detections.id"]
-    rows = samples.values(fields)
+    indexed = samples.has_field(contract.PERSON_TRACKS_FIELD) and not overwrite
+    rows = samples.values(fields + ([contract.PERSON_TRACKS_FIELD, f"frames.{persons_field}.detections.id"]
+                                       if indexed else []))
     ids, paths, lengths = rows[:3]
     done_tracks = rows[3] if indexed else [None] * len(ids)
-    embeddings, errors = {}, {}
+    errors = {}
     summary = dict(samples=len(ids), processed=0, persons=0, tracks=0, encoder_crops=0, encoder_calls=0,
                    errors=0)
     for i, (sid, path) in enumerate(zip(ids, paths)):
-        if done_tracks[i] is not None:
-            frame_ids, label_ids = rows[4][i], rows[5][i]
-            reused = {fid: previous.get(lids) for fid, lids in zip(frame_ids, label_ids) if lids}
-            if all(v is not None for v in reused.values()):
-                embeddings.update(reused)
-                summary["tracks"] += done_tracks[i]
-                summary["persons"] += sum(len(v) for v in reused.values())
-                continue
+        if done_tracks[i] is not None:  # set only once the video's vectors were added
+            summary["tracks"] += done_tracks[i]
+            summary["persons"] += sum(len(dets or []) for dets in rows[4][i])
+            continue
         if detections_field:
             numbers, labels = dataset.select(sid).values(["frames.frame_number", "frames." + detections_field])
             given = dict(zip(numbers[0], labels[0]))
@@ -242,15 +256,18 @@ def _index_videos(samples, match, find, detections_field, persons_field, previou
             tracks = track_video(path, detect, match.embed_images, detect_every=detect_every,
                                  refresh_frames=refresh_frames, refresh_iou=refresh_iou, tracker=tracker,
                                  detect_batch_size=batch_size, embed_batch_size=match.batch_size,
+                                 keep_all=bool(detections_field),
                                  on_frames=on_frames)
         except IOError as e:
             errors[sid] = f"cannot read video: {e}"
             continue
-        embeddings.update(write_video_persons(dataset, sid, tracks, persons_field))
+        replaced = dataset.select(sid).values(f"frames.{persons_field}.detections.id", unwind=True)
+        add(*write_video_persons(dataset, sid, tracks, persons_field), remove=replaced)
         errors[sid] = skipped_boxes_note(skipped[0], detections_field)
+        if lengths[i] and tracks.num_frames < lengths[i]:  # the decoder stopped early: a truncated or damaged file
+            errors[sid] = f"cannot read video: decoded {tracks.num_frames} of its {lengths[i]} frames (truncated?)"
         track_count = len(tracks.track_frames())
         write_sample_values(samples, {contract.PERSON_TRACKS_FIELD: {sid: track_count}})  # marks the video as processed
-        checkpoint(embeddings)
         summary["processed"] += 1
         summary["tracks"] += track_count
         summary["persons"] += sum(len(p) for p in tracks.frames.values())
@@ -258,4 +275,4 @@ def _index_videos(samples, match, find, detections_field, persons_field, previou
         summary["encoder_calls"] += tracks.encoder_calls
     write_sample_values(samples, {contract.PERSON_ERROR_FIELD: errors})
     summary["errors"] = sum(1 for e in errors.values() if e)
-    return summary, embeddings
+    return summary

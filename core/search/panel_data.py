@@ -29,22 +29,21 @@ _RECENT_KEY = "recent_queries"
 
 
 def text_indexes(samples):
-    """Brain indexes of ``samples``' dataset that rank people by text: prompt-capable, over person patches.
+    """Person indexes of ``samples``' dataset (made by ``index_persons``): the ones the panel can rank people with.
 
-    Returns ``[{"key", "patches_field", "model", "size"}]`` sorted by key.
+    Returns ``[{"key", "patches_field", "model"}]`` sorted by key.
 
     Example::
 
         [i["key"] for i in text_indexes(dataset)]       # ["person_index"]
     """
+    from .store import person_index_keys
+
     dataset = samples._root_dataset
     found = []
-    for key in sorted(dataset.list_brain_runs()):
+    for key in person_index_keys(dataset):
         config = dataset.get_brain_info(key).config
-        if getattr(config, "supports_prompts", False) and getattr(config, "patches_field", None):
-            kwargs = getattr(config, "model_kwargs", None) or {}
-            found.append({"key": key, "patches_field": config.patches_field,
-                          "model": kwargs.get("name_or_path") or getattr(config, "model", None)})
+        found.append({"key": key, "patches_field": config.patches_field, "model": config.model_kwargs["name_or_path"]})
     return found
 
 

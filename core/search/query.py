@@ -21,19 +21,27 @@ import numpy as np
 
 from .. import contract, defaults
 from ..progress import notify
-from .gallery import load_gallery
+from .gallery import candidate_gallery, checked_index, load_gallery
 from .results import record_search
 from .validation import check_query, check_threshold
-from .writes import write_sample_values
+from .writes import write_person_scores, write_sample_values
 
 
-def _prepare_query(samples, query, brain_key, k, threshold, threshold_type):
-    """Check a query's arguments (before anything is written); returns the index and the cosine cut."""
+def _prepare_query(samples, query, brain_key, k, threshold, threshold_type, candidates=False):
+    """Check a query's arguments (before anything is written); returns the gallery and the cosine cut.
+
+    With ``candidates`` and a top-``k`` query on a vector backend other than
+    sklearn, the gallery holds only the backend's nearest candidates.
+    """
     check_query(query)
     check_threshold(threshold, threshold_type)
     if k is not None and int(k) < 1:
         raise ValueError(f"k must be >= 1 or None, got {k}")
-    gallery = load_gallery(samples, brain_key)
+    method = checked_index(samples, brain_key).get_brain_info(brain_key).config.method
+    if candidates and k is not None and method != "sklearn":
+        gallery = candidate_gallery(samples, brain_key, query, k)
+    else:  # sklearn keeps its vectors in this process anyway: the whole gallery, cached per index version
+        gallery = load_gallery(samples, brain_key)
     return gallery, _threshold_cosine(gallery, threshold, threshold_type)
 
 
@@ -73,7 +81,7 @@ def rank_persons(samples, query, brain_key=contract.PERSON_INDEX_KEY, k=defaults
         rows = rank_persons(dataset, "red top and blue trousers", k=5, threshold=0.6,
                             threshold_type="probability")
     """
-    gallery, cut = _prepare_query(samples, query, brain_key, k, threshold, threshold_type)
+    gallery, cut = _prepare_query(samples, query, brain_key, k, threshold, threshold_type, candidates=True)
     cosine, _ = gallery.score(query)
     allowed = set(samples.values("id")) if samples is not samples._root_dataset else None
     match_cut = cut if cut is not None else _default_threshold(gallery, None, "cosine")
@@ -130,27 +138,23 @@ def search_persons(samples, query, brain_key=contract.PERSON_INDEX_KEY, threshol
     cut = _threshold_cosine(gallery, threshold, threshold_type)
     notify(on_progress, 0.1, "embedding the query")
     cosine, probability = gallery.score(query)
-    people = gallery.people(cosine)
     dataset = samples._root_dataset
-    prefix = ("frames." if gallery.video else "") + gallery.patches_field + ".detections."
-    label_ids = [str(x) for x in gallery.label_ids]
-    is_match = np.zeros(len(label_ids), dtype=bool)
-    best = {}
+    ids = samples.values("id")
+    inside = set(ids)
+    people = [p for p in gallery.people(cosine) if p.sample_id in inside]  # nothing outside the view is touched
+    best, members, is_match = {}, [], {}
     for person in people:
-        is_match[person.members] = person.score >= cut
+        members.append(person.members)
+        for j in person.members:
+            is_match[int(j)] = person.score >= cut
         best[person.sample_id] = max(best.get(person.sample_id, -1.0), person.score)
     notify(on_progress, 0.4, "writing scores")
-    owner = "frame_id" if gallery.video else "sample_id"
-
-    def by_label(values):  # set_label_values' fast form: each label with its sample / frame
-        return [{owner: o, "label_id": lid, "value": v} for o, lid, v in zip(gallery.owner_ids, label_ids, values)]
-
-    dataset.set_label_values(prefix + contract.SIMILARITY_ATTR, by_label(cosine.tolist()))
-    if probability is not None:
-        dataset.set_label_values(prefix + contract.PROBABILITY_ATTR, by_label(probability.tolist()))
-    dataset.set_label_values(prefix + "label", by_label(
-        [contract.MATCH_LABEL if m else contract.PERSON_LABEL for m in is_match]))
-    ids = samples.values("id")
+    rows = np.concatenate(members) if members else np.zeros(0, dtype=int)
+    write_person_scores(dataset, gallery.patches_field, gallery.video,
+                        [gallery.owner_ids[j] for j in rows], [gallery.label_ids[j] for j in rows],
+                        {contract.SIMILARITY_ATTR: cosine[rows].tolist(),
+                         contract.PROBABILITY_ATTR: probability[rows].tolist() if probability is not None else None,
+                         "label": [contract.MATCH_LABEL if is_match[int(j)] else contract.PERSON_LABEL for j in rows]})
     write_sample_values(samples, {contract.SAMPLE_SIMILARITY_FIELD: {sid: best.get(sid) for sid in ids}})
     if gallery.video:
         write_sample_values(samples, {contract.VIDEO_MATCHES_FIELD: _track_spans(gallery, people, cut, ids)})
@@ -158,7 +162,8 @@ def search_persons(samples, query, brain_key=contract.PERSON_INDEX_KEY, threshol
                   threshold=threshold, threshold_type=threshold_type, cosine_threshold=cut,
                   matches=sum(1 for p in people if p.score >= cut), people=len(people))
     notify(on_progress, 1.0, "done")
-    view = samples.sort_by(contract.SAMPLE_SIMILARITY_FIELD, reverse=True)
+    order = sorted(ids, key=lambda sid: -best[sid] if sid in best else float("inf"))
+    view = samples.select(order, ordered=True)  # this query's ranking, whatever another query writes later
     return view.limit(int(k)) if k is not None else view
 
 

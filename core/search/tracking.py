@@ -16,6 +16,7 @@ Example::
                          embed=matcher.embed_images)
     tracks.frames[1]      # [(track_id, [x1, y1, x2, y2], confidence, embedding_row), ...]
     tracks.embeddings     # (rows, D) unit vectors
+    tracks.keyframes      # {row: frame number its crop was cut from}
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ class VideoTracks:
     num_frames: int
     frames: dict  # frame number (1-based) -> [(track_id, [x1, y1, x2, y2] pixels, confidence, embedding row)]
     embeddings: np.ndarray  # (rows, D)
+    keyframes: dict  # embedding row -> number of the frame its crop was cut from
     encoder_crops: int  # crops sent to the encoder
     encoder_calls: int  # its forward passes (crops from many frames share a batch)
 
@@ -167,7 +169,7 @@ class _EmbeddingQueue:
 
 def _backfill(frames_out, previous, track_id, box, row, size, min_iou=0.3):
     """A new track is confirmed on its second detection: give it the box it had one detection step before."""
-    number, boxes, used = previous
+    number, boxes, used, _ = previous
     free = [j for j in range(len(boxes)) if j not in used]
     if not free:
         return
@@ -178,17 +180,32 @@ def _backfill(frames_out, previous, track_id, box, row, size, min_iou=0.3):
         frames_out[number].append((track_id, earlier, float(boxes[j, 4]), row))
 
 
+def _own_tracks(frames_out, previous, queue, keyframes, next_id, size):
+    """Boxes of a detected frame that no track took (even by backfill): each becomes a track of its own."""
+    number, boxes, used, frame = previous
+    for j in range(len(boxes)):
+        box = clip_box(boxes[j, :4], *size) if j not in used else None
+        if box is not None:
+            x1, y1, x2, y2 = box
+            row = queue.add(frame[y1:y2, x1:x2, ::-1].copy())
+            keyframes[row] = number
+            frames_out[number].append((next_id[0], box, float(boxes[j, 4]), row))
+            next_id[0] += 1
+
+
 def track_video(path, detect, embed, detect_every=defaults.VIDEO_DETECT_EVERY,
                 refresh_frames=defaults.TRACK_REFRESH_FRAMES, refresh_iou=defaults.TRACK_REFRESH_IOU,
                 tracker=defaults.TRACKER, detect_batch_size=defaults.DETECTOR_BATCH_SIZE,
-                embed_batch_size=defaults.MATCHER_BATCH_SIZE, on_frames=None):
+                embed_batch_size=defaults.MATCHER_BATCH_SIZE, keep_all=False, on_frames=None):
     """Detect, track and embed the people of one video in a single decode pass.
 
     ``detect(frame_numbers, bgr_frames)`` returns one ``(n, 5)`` array
     ``[x1, y1, x2, y2, conf]`` (pixels) per frame (frames in OpenCV's BGR order); ``embed(list of RGB
     crops)`` returns unit vectors. ``refresh_frames=1`` embeds every
     detection of every frame (the naive baseline). ``on_frames(done)`` is
-    called after each batch with the number of frames read so far.
+    called after each batch with the number of frames read so far. With
+    ``keep_all`` (boxes given by the user) a box the tracker does not confirm
+    is kept as a track of its own (ids from ``UNTRACKED_TRACK_ID``).
     """
     from ultralytics.engine.results import Boxes
 
@@ -200,7 +217,9 @@ def track_video(path, detect, embed, detect_every=defaults.VIDEO_DETECT_EVERY,
     queue = _EmbeddingQueue(embed, embed_batch_size)
     state = {}  # track id -> (embedding row, box at that embedding, frame number of it)
     frames_out = {}
-    previous = None  # (frame number, boxes, indices of the boxes that joined a track) of the last detected frame
+    keyframes = {}
+    previous = None  # (frame number, boxes, indices of the boxes that joined a track, frame) of the last detected one
+    next_id = [defaults.UNTRACKED_TRACK_ID]
     size = (0, 0)
     count = 0
     for numbers, frames in read_frames(path, detect_batch_size):
@@ -226,13 +245,18 @@ def track_video(path, detect, embed, detect_every=defaults.VIDEO_DETECT_EVERY,
                     if last is None and previous is not None:
                         _backfill(frames_out, previous, track_id, box, queue.rows, (width, height))
                     last = (queue.add(frame[y1:y2, x1:x2, ::-1].copy()), box, number)  # RGB crop
+                    keyframes[last[0]] = number
                     state[track_id] = last
                 people.append((track_id, box, float(boxes[det, 4]), last[0]))
             frames_out[number] = people
-            previous = (number, boxes, used)
+            if keep_all and previous is not None:
+                _own_tracks(frames_out, previous, queue, keyframes, next_id, size)
+            previous = (number, boxes, used, frame)
         count = numbers[-1]
         if on_frames is not None:
             on_frames(count)
+    if keep_all and previous is not None:
+        _own_tracks(frames_out, previous, queue, keyframes, next_id, size)
     embeddings = queue.result()
-    return VideoTracks(frame_size=size, num_frames=count, frames=frames_out, embeddings=embeddings,
+    return VideoTracks(frame_size=size, num_frames=count, frames=frames_out, embeddings=embeddings, keyframes=keyframes,
                        encoder_crops=queue.rows, encoder_calls=len(queue.done))

@@ -37,7 +37,11 @@ def image_dataset(dataset, test_root, tiny_siglip):
 def test_only_prompt_capable_patch_indexes_are_offered(image_dataset):
     import fiftyone.brain as fob
 
+    from person_finder.core.search.index import build_text_index
+
     fob.compute_similarity(image_dataset, embeddings=np.random.rand(len(image_dataset), 8), brain_key="plain")
+    matcher = image_dataset.get_brain_info(contract.PERSON_INDEX_KEY).config.model_kwargs["name_or_path"]
+    build_text_index(image_dataset, "patches", matcher=matcher, patches_field="ground_truth")  # prompts, not persons
     indexes = panel_data.text_indexes(image_dataset)
     assert [i["key"] for i in indexes] == [contract.PERSON_INDEX_KEY]
     assert indexes[0]["patches_field"] == contract.PERSONS_FIELD

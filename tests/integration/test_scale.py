@@ -273,3 +273,30 @@ def _all_done(workers, ops):
     text = "".join(open(w.log_path).read() for w in workers)
     return all(text.count(f"Operation {op} complete") + text.count(f"Operation {op} failed") >= 1 for op in ops) or \
         any(w.poll() is not None for w in workers)
+
+
+def test_rank_persons_asks_lancedb_for_candidates_and_scores_whole_tracks(dataset, tiny_siglip, test_root,
+                                                                          lancedb_uri, monkeypatch):
+    from person_finder.core.search import gallery as galleries
+    from person_finder.core.search import index_persons, rank_persons
+
+    specs = synthetic.random_specs(6, seed=4)
+    scenes = synthetic.write_scenes(os.path.join(test_root, "lancedb-rank", dataset.name),
+                                    [specs[i:i + 2] for i in range(0, 6, 2)] * 4, width=320, height=200)
+    dataset.add_samples([scene.to_sample() for scene in scenes])
+    summary = index_persons(dataset, matcher=tiny_siglip, detections_field="ground_truth", backend="lancedb")
+    assert summary["indexed"] == 24
+    everyone = rank_persons(dataset, "red top and blue trousers", k=None)  # every person, exact
+    monkeypatch.setattr(defaults, "RANK_MIN_CANDIDATES", 1)
+    monkeypatch.setattr(defaults, "RANK_CANDIDATES_PER_RESULT", 1)
+    loaded = []
+    real = galleries.Gallery.__init__
+
+    def spy(self, dataset, brain_key, sample_ids=None):
+        loaded.append(sample_ids)
+        real(self, dataset, brain_key, sample_ids=sample_ids)
+
+    monkeypatch.setattr(galleries.Gallery, "__init__", spy)
+    top = rank_persons(dataset, "red top and blue trousers", k=3)
+    assert [r["label_id"] for r in top] == [r["label_id"] for r in everyone[:3]]
+    assert len(loaded) == 1 and 1 <= len(loaded[0]) <= 3  # only the candidates' samples were read

@@ -98,13 +98,15 @@ def test_rerun_reuses_embeddings_and_never_duplicates(scenes_dataset, tiny_sigli
     assert dataset.values("persons.detections.id") == ids_before
     search_persons(dataset, QUERY)
     assert dataset.count("persons.detections") == 6
-    # an interrupted run: persons written but the index lost -> re-embed, no re-detection
+    # the index lost: the truth is on the dataset, so the re-run restores it with no detection and no embedding
     dataset.delete_brain_run(contract.PERSON_INDEX_KEY)
     summary = index_persons(dataset, matcher=tiny_siglip, detector="/no/detector/needed.pt")
-    assert calls["crops"] == 6 and summary["processed"] == 2
+    assert calls["crops"] == 0 and summary["processed"] == 0 and summary["indexed"] == 6
     assert dataset.values("persons.detections.id") == ids_before
+    assert len(rank_persons(dataset, QUERY, k=None)) == 6
     summary = index_persons(dataset, matcher=tiny_siglip, detections_field="ground_truth", overwrite=True)
     assert dataset.count("persons.detections") == 6 and summary["processed"] == 2
+    assert summary["indexed"] == 6  # the replaced persons' vectors left the index
 
 
 def _add_video(dataset, folder, specs, num_frames=60, seed=0, width=480, height=270):
@@ -143,6 +145,8 @@ def test_video_tracks_one_embedding_per_track_and_spans(video_dataset, tiny_sigl
     naive = sum(len(t) for t in truth.tracks.values())
     assert summary["tracks"] == 3 and summary["persons"] == naive
     assert calls["crops"] == summary["encoder_crops"] < naive / 8
+    # one vector per distinct crop embedding, stored on the detection it was cut from
+    assert summary["indexed"] == summary["encoder_crops"] == dataset.count("frames.persons.detections.embedding")
     # crops of all frames share encoder batches: one forward pass here (naive per-frame: one per frame)
     assert calls["calls"] == summary["encoder_calls"] == -(-summary["encoder_crops"] // defaults.MATCHER_BATCH_SIZE)
     sample = dataset.first()
@@ -449,7 +453,6 @@ def test_interrupted_runs_resume_where_they_stopped(dataset, test_root, tiny_sig
     for seed in (5, 6, 7):
         _add_video(dataset, folder, synthetic.random_specs(2, seed=seed), num_frames=20, seed=seed)
     ids, paths = dataset.values(["id", "filepath"])
-    monkeypatch.setattr(defaults, "INDEX_CHECKPOINT_SECONDS", 0)  # save after every video
     real_track_video, tracked = video.track_video, []
 
     def killed_at_third_video(path, *args, **kwargs):
@@ -473,7 +476,6 @@ def test_interrupted_image_run_keeps_the_batches_it_finished(scenes_dataset, tin
     from person_finder.core.models.matcher import ImageTextMatcher
 
     dataset, _ = scenes_dataset
-    monkeypatch.setattr(defaults, "INDEX_CHECKPOINT_SECONDS", 0)
     real_embed = ImageTextMatcher.embed_images
 
     def killed_at_second_batch(self, images, batch_size=None):

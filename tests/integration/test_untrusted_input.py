@@ -292,7 +292,7 @@ def test_a_killed_delegated_index_run_is_requeued_and_rerun_safely(dataset, tiny
     assert service.get(op_oid).run_state == ExecutionRunState.FAILED
     service.execute_queued_operations(operator=uri, dataset_name=dataset.name)
     rerun = [op for op in service.list_operations(dataset_name=dataset.name) if str(op.id) != op_id]
-    assert len(rerun) == 1 and rerun[0].run_state == ExecutionRunState.COMPLETED, rerun[0].result
+    assert len(rerun) == 1 and rerun[0].run_state == ExecutionRunState.COMPLETED, rerun[0].result.error
 
     def check():
         assert dataset.count("persons.detections") == 2 * scenes == dataset.count("ground_truth.detections")
@@ -347,7 +347,7 @@ def test_a_finetune_worker_killed_while_checkpointing_is_requeued_and_finishes(t
         _cli("rerun", op_id)
         service.execute_queued_operations(operator=uri, dataset_name=people.name)
         rerun = [op for op in service.list_operations(dataset_name=people.name) if str(op.id) != op_id]
-        assert len(rerun) == 1 and rerun[0].run_state == ExecutionRunState.COMPLETED, rerun[0].result
+        assert len(rerun) == 1 and rerun[0].run_state == ExecutionRunState.COMPLETED, rerun[0].result.error
         people.reload()
         assert [r["epoch"] for r in people.load_run_results(contract.TRAIN_RUN_KEY).history] == [1, 2]
     finally:
