@@ -1,0 +1,102 @@
+"""Identities across camera videos: linked from what index_persons wrote, never two people seen at once."""
+
+import os
+
+import numpy as np
+import pytest
+
+from person_finder.core import contract
+from person_finder.core.identities import identity_summary, link_identities
+from person_finder.core.search import index_persons
+from person_finder.testing import people_training, synthetic
+
+CAMERAS = 3
+NUM_FRAMES = 24
+
+
+def _camera_videos(dataset, folder, specs):
+    """Camera c films everyone but person c (so identities span 2 or 3 videos); returns video -> truth."""
+    truths = {}
+    for camera in range(CAMERAS):
+        people = [p for p in range(len(specs)) if p != camera]
+        truth = synthetic.write_video(os.path.join(folder, f"cam{camera}.mp4"), [specs[p] for p in people],
+                                      num_frames=NUM_FRAMES, width=384, height=216, seed=10 + camera)
+        sample = truth.to_sample()
+        sample["camera_id"] = camera
+        dataset.add_sample(sample)
+        truths[truth.filepath] = (truth, people)
+    dataset.compute_metadata()
+    return truths
+
+
+def _true_person(truths, filepath, frame_number, box):
+    truth, people = truths[filepath]
+    for person, frames in truth.tracks.items():
+        if frame_number in frames and np.allclose(frames[frame_number], box, atol=1e-6):
+            return people[person]
+    raise AssertionError(f"no true person at frame {frame_number} of {filepath}")
+
+
+def _linked(dataset, truths):
+    """(true person, identity, sample id, frame) of every person detection."""
+    rows = []
+    for sample_id, filepath, numbers, boxes, identities in zip(*dataset.values(
+            ["id", "filepath", "frames.frame_number", "frames.persons.detections.bounding_box",
+             "frames.persons.detections.identity"])):
+        for number, frame_boxes, frame_ids in zip(numbers, boxes, identities):
+            for box, identity in zip(frame_boxes or [], frame_ids or []):
+                rows.append((_true_person(truths, filepath, number, box), identity, sample_id, number))
+    return rows
+
+
+@pytest.fixture()
+def cameras(dataset, test_root, finetuned_siglip):
+    specs = people_training.held_out_specs()[:4]
+    truths = _camera_videos(dataset, os.path.join(test_root, "identities", dataset.name), specs)
+    index_persons(dataset, matcher=finetuned_siglip, detections_field="ground_truth")
+    return truths
+
+
+def test_tracks_of_one_person_in_several_cameras_become_one_identity(dataset, cameras):
+    summary = link_identities(dataset)
+    rows = _linked(dataset, cameras)
+    assert all(identity is not None for _, identity, _, _ in rows)
+    truth_of = {}
+    for person, identity, _, _ in rows:
+        truth_of.setdefault(identity, set()).add(person)
+    assert all(len(people) == 1 for people in truth_of.values())  # no identity mixes two people
+    identities_of = {}
+    for person, identity, _, _ in rows:
+        identities_of.setdefault(person, set()).add(identity)
+    assert all(len(ids) == 1 for ids in identities_of.values())  # each person is one identity
+    assert summary["identities"] == 4 and summary["linked_tracks"] == 9
+    seen_together = {}
+    for _, identity, sample_id, number in rows:
+        key = (sample_id, number, identity)
+        assert key not in seen_together, "one identity twice in one frame"
+        seen_together[key] = True
+
+    people = identity_summary(dataset)
+    assert sorted(len({a["filepath"] for a in p["appearances"]}) for p in people) == [2, 2, 2, 3]
+    first = people[0]["appearances"][0]
+    assert set(first) >= {"sample_id", "filepath", "track_id", "first_frame", "last_frame", "confidence"}
+    assert 1 <= first["first_frame"] <= first["last_frame"] <= NUM_FRAMES
+
+
+def test_relinking_is_idempotent_and_a_strict_threshold_splits(dataset, cameras):
+    link_identities(dataset)
+    before = dataset.values("frames.persons.detections.identity")
+    link_identities(dataset)
+    assert dataset.values("frames.persons.detections.identity") == before
+    strict = link_identities(dataset, threshold=0.9999)
+    assert strict["identities"] == 9  # every track alone
+    assert dataset.get_field_schema(flat=True) is not None
+    assert dataset.has_frame_field(f"persons.detections.{contract.IDENTITY_CONFIDENCE_ATTR}")
+
+
+def test_linking_before_indexing_is_a_clear_error(dataset):
+    dataset.add_sample(synthetic.write_video(os.path.join("/tmp", f"{dataset.name}.mp4"), [], num_frames=4,
+                                             width=64, height=64).to_sample())
+    with pytest.raises(ValueError, match="run index_persons first"):
+        link_identities(dataset)
+    assert contract.IDENTITY_RUN_KEY not in dataset.list_runs()
