@@ -100,3 +100,16 @@ def test_linking_before_indexing_is_a_clear_error(dataset):
     with pytest.raises(ValueError, match="run index_persons first"):
         link_identities(dataset)
     assert contract.IDENTITY_RUN_KEY not in dataset.list_runs()
+
+
+def test_index_then_link_through_operators(dataset, test_root, finetuned_siglip):
+    import fiftyone.operators as foo
+
+    uri = f"{contract.PLUGIN_NAME}/"
+    _camera_videos(dataset, os.path.join(test_root, "identities-ops", dataset.name),
+                   people_training.held_out_specs()[4:8])
+    foo.execute_operator(uri + "index_persons", ctx=dict(view=dataset.view(), params={
+        "matcher": finetuned_siglip, "detections_field": "ground_truth"}))
+    result = foo.execute_operator(uri + "link_identities", ctx=dict(view=dataset.view(), params={})).result
+    assert result["identities"] == 4 and "9 tracks linked into 4 identities" in result["message"]
+    assert len(dataset.distinct("frames.persons.detections.identity")) == 4
