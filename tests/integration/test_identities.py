@@ -113,3 +113,52 @@ def test_index_then_link_through_operators(dataset, test_root, finetuned_siglip)
     result = foo.execute_operator(uri + "link_identities", ctx=dict(view=dataset.view(), params={})).result
     assert result["identities"] == 4 and "9 tracks linked into 4 identities" in result["message"]
     assert len(dataset.distinct("frames.persons.detections.identity")) == 4
+
+
+def _row_person(truths, row):
+    return _true_person(truths, row["filepath"], row["frame_number"], row["bounding_box"])
+
+
+def test_find_this_person_elsewhere_from_a_person_a_track_an_identity_and_an_image(dataset, cameras, test_root):
+    from person_finder.core.identities.examples import rank_like
+
+    tracks = {}  # (video id, track id) -> true person
+    for sample_id, filepath, numbers, boxes, track_ids, label_ids in zip(*dataset.values(
+            ["id", "filepath", "frames.frame_number", "frames.persons.detections.bounding_box",
+             "frames.persons.detections.index", "frames.persons.detections.id"])):
+        for number, frame_boxes, frame_tracks, frame_labels in zip(numbers, boxes, track_ids, label_ids):
+            for box, track, label in zip(frame_boxes or [], frame_tracks or [], frame_labels or []):
+                tracks.setdefault((sample_id, track), (_true_person(cameras, filepath, number, box), label))
+    hits = 0
+    for (sample_id, track), (person, label) in tracks.items():
+        rows = rank_like(dataset, track=(sample_id, track), k=3)
+        assert all((r["sample_id"], r["track_id"]) != (sample_id, track) for r in rows)  # not itself
+        assert rows == sorted(rows, key=lambda r: -r["similarity"]) and rows[0]["probability"] is None
+        hits += _row_person(cameras, rows[0]) == person
+        by_label = rank_like(dataset, label_id=label, k=1)
+        assert (by_label[0]["sample_id"], by_label[0]["track_id"]) != (sample_id, track)
+    assert hits / len(tracks) >= 0.9  # the same person's other track first
+
+    link_identities(dataset)
+    person, _ = next(iter(tracks.values()))
+    identity = next(i for p, i, _, _ in _linked(dataset, cameras) if p == person)
+    rows = rank_like(dataset, identity=identity, k=3)
+    assert {_row_person(cameras, r) for r in rows[:2]} == {person}  # person appears in 2 or 3 videos
+
+    spec = people_training.held_out_specs()[person]
+    crop = os.path.join(test_root, f"{dataset.name}-example.png")
+    synthetic.render_crop(spec, seed=5).save(crop)
+    assert _row_person(cameras, rank_like(dataset, image=crop, k=1)[0]) == person
+
+
+def test_a_bad_example_is_a_clear_error(dataset, cameras):
+    from person_finder.core.identities.examples import rank_like
+
+    with pytest.raises(ValueError, match="exactly one example"):
+        rank_like(dataset)
+    with pytest.raises(ValueError, match="exactly one example"):
+        rank_like(dataset, label_id="x", identity=1)
+    with pytest.raises(ValueError, match="no person '0123456789abcdef01234567'"):
+        rank_like(dataset, label_id="0123456789abcdef01234567")
+    with pytest.raises(ValueError, match="run link_identities first"):
+        rank_like(dataset, identity=99)
