@@ -1,4 +1,4 @@
-"""Operators over ``core.identities``: link the indexed tracks of every video and camera into identities."""
+"""Operators over ``core.identities``: link tracks into identities; find a person elsewhere by example."""
 
 from __future__ import annotations
 
@@ -34,4 +34,53 @@ class LinkIdentities(PersonFinderOperator):
                f"(`{contract.IDENTITY_ATTR}` on each person){unembedded}"
 
 
-OPERATORS = [LinkIdentities]
+def _selected_person(ctx):
+    labels = list(ctx.selected_labels or [])
+    return labels[0]["label_id"] if labels else None
+
+
+class FindPersonElsewhere(PersonFinderOperator):
+    """Query by example: show the people most like a selected person, a track, an identity or an image."""
+
+    name, label = "find_person_elsewhere", "find this person elsewhere"
+    description = ("Rank the indexed people by similarity to an example (the selected person patch, a track, an "
+                   "identity or an image of one person) and show the best first")
+    execution = "immediate"
+    params = (
+        Param("label_id", label="Person (label id)",
+              description="Empty: the person selected in the App"),
+        Param("track_sample_id", label="Track: video sample id"),
+        Param("track_id", "int", label="Track: track id"),
+        Param("identity", "int", label="Identity", description="After link_identities"),
+        Param("image", label="Image of the person", description="Path of a crop showing one person"),
+        Param("k", "int", default=defaults.TOP_K, min=1, label="Results"),
+        Param("brain_key", default=contract.PERSON_INDEX_KEY, label="Index name (brain key)"),
+    )
+
+    def run(self, ctx, label_id=None, track_sample_id=None, track_id=None, **params):
+        from ..core.identities.examples import rank_like
+        from ..core.search import panel_data
+
+        if track_sample_id is not None or track_id is not None:
+            if track_sample_id is None or track_id is None:
+                raise ValueError("a track example needs both its video sample id and its track id")
+            params["track"] = (track_sample_id, track_id)
+        elif label_id is None and params.get("identity") is None and params.get("image") is None:
+            label_id = _selected_person(ctx)
+        rows = rank_like(ctx.target_view(), label_id=label_id, **params)
+        field = ctx.dataset.get_brain_info(params["brain_key"]).config.patches_field
+        if rows:
+            ctx.ops.set_view(view=panel_data.results_view(ctx.dataset, rows, field))
+        return {"results": len(rows), "matches": sum(r["match"] for r in rows),
+                "best_similarity": rows[0]["similarity"] if rows else None}
+
+    reloads_dataset = False  # it writes nothing
+
+    def summarize(self, ctx, result):
+        if not result["results"]:
+            return "No other indexed person to compare with"
+        return f"{result['results']} people shown, most alike first ({result['matches']} at or above " \
+               f"{defaults.IDENTITY_LINK_THRESHOLD:g} cosine); best {result['best_similarity']:.3f}"
+
+
+OPERATORS = [LinkIdentities, FindPersonElsewhere]

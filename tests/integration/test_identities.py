@@ -114,6 +114,15 @@ def test_index_then_link_through_operators(dataset, test_root, finetuned_siglip)
     assert result["identities"] == 4 and "9 tracks linked into 4 identities" in result["message"]
     assert len(dataset.distinct("frames.persons.detections.identity")) == 4
 
+    label_id, sample_id = dataset.values("frames.persons.detections.id", unwind=True)[0], dataset.first().id
+    found = foo.execute_operator(uri + "find_person_elsewhere", ctx=dict(
+        view=dataset.view(), selected_labels=[{"label_id": label_id, "sample_id": sample_id,
+                                               "field": "frames.persons"}], params={"k": 3})).result
+    assert found["results"] == 3 and "most alike first" in found["message"]
+    with pytest.raises(Exception, match="needs both its video sample id and its track id"):
+        foo.execute_operator(uri + "find_person_elsewhere", ctx=dict(view=dataset.view(),
+                                                                     params={"track_id": 1})).raise_exceptions()
+
 
 def _row_person(truths, row):
     return _true_person(truths, row["filepath"], row["frame_number"], row["bounding_box"])
