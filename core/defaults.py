@@ -189,6 +189,9 @@ ONNX_SCORE_TOLERANCE = 1e-3
 IDENTITY_LINK_THRESHOLD = 0.7
 #: Candidate pairs per track: its this-many most similar tracks (memory grows with tracks x this).
 IDENTITY_LINK_NEIGHBORS = 20
+#: Re-identification datasets exported from footage: share of multi-camera identities in query / gallery, seed.
+REID_TEST_FRACTION = 0.5
+REID_SPLIT_SEED = 0
 
 # --- ranked-results panel ------------------------------------------
 #: Recent queries kept per dataset (newest first, duplicates moved to the front).

@@ -171,3 +171,38 @@ def test_a_bad_example_is_a_clear_error(dataset, cameras):
         rank_like(dataset, label_id="0123456789abcdef01234567")
     with pytest.raises(ValueError, match="run link_identities first"):
         rank_like(dataset, identity=99)
+
+
+def test_footage_becomes_a_reid_dataset_split_by_identity(dataset, cameras, test_root):
+    import fiftyone as fo
+
+    from person_finder.core.identities import export_reid_dataset
+
+    with pytest.raises(ValueError, match="run link_identities first"):
+        export_reid_dataset(dataset, f"{dataset.name}-reid", os.path.join(test_root, "reid-none"))
+    assert not fo.dataset_exists(f"{dataset.name}-reid")
+    link_identities(dataset)
+    folder = os.path.join(test_root, "reid", dataset.name)
+    crops = export_reid_dataset(dataset, f"{dataset.name}-reid", folder)
+    try:
+        embedded = len([v for v in dataset.values("frames.persons.detections.embedding", unwind=True)
+                        if v is not None])
+        assert len(crops) == embedded and len(os.listdir(folder)) == embedded
+        assert len(crops.distinct(contract.PERSON_ID_FIELD)) == 4
+        people = {tag: set(crops.match_tags(tag).distinct(contract.PERSON_ID_FIELD)) for tag in
+                  ("train", "query", "gallery")}
+        assert len(people["train"]) == 2 and people["query"] == people["gallery"] and \
+            not people["train"] & people["query"]  # splits by identity, half of them test
+        for person in people["query"]:  # one query crop; the gallery holds the person in another camera
+            of_person = crops.match(fo.ViewField(contract.PERSON_ID_FIELD) == person)
+            query_camera, = of_person.match_tags("query").values(contract.CAMERA_ID_FIELD)
+            assert set(of_person.match_tags("gallery").values(contract.CAMERA_ID_FIELD)) - {query_camera}
+        sample = crops.first()
+        assert sample.metadata.width > 0 and sample["track_id"] is not None and sample["frame_number"] >= 1
+        assert sample["source_filepath"] in cameras
+
+        tags = dict(zip(crops.values("source_label_id"), crops.values("tags")))
+        again = export_reid_dataset(dataset, f"{dataset.name}-reid", folder)  # nothing duplicated, same splits
+        assert len(again) == embedded and dict(zip(again.values("source_label_id"), again.values("tags"))) == tags
+    finally:
+        crops.delete()
