@@ -83,4 +83,43 @@ class FindPersonElsewhere(PersonFinderOperator):
                f"{defaults.IDENTITY_LINK_THRESHOLD:g} cosine); best {result['best_similarity']:.3f}"
 
 
-OPERATORS = [LinkIdentities, FindPersonElsewhere]
+def _default_reid_folder(params):
+    import os
+
+    import fiftyone as fo
+
+    name = params.get("dataset_name")
+    return os.path.join(fo.config.default_dataset_dir, name) if name else None
+
+
+class ExportReidDataset(PersonFinderOperator):
+    """The indexed footage's people as a re-identification crop dataset (person_id = identity)."""
+
+    name, label = "export_reid_dataset", "export re-identification dataset"
+    description = ("Write the embedded person crops of these videos / images as a crop dataset split by identity "
+                   "(train / query / gallery), ready for attributes, merge, fine-tune and evaluate")
+    execution = "choose"
+    params = (
+        Param("dataset_name", required=True, label="New dataset name"),
+        Param("folder", default=_default_reid_folder, label="Folder for the crops",
+              description="Default: the dataset's folder under FiftyOne's default dataset dir"),
+        Param("test_fraction", "float", default=defaults.REID_TEST_FRACTION, min=0.0, max=0.99,
+              label="Share of multi-camera identities for query / gallery"),
+        Param("persons_field", default=contract.PERSONS_FIELD, label="Persons field"),
+    )
+
+    def run(self, ctx, dataset_name, folder, **params):
+        from ..core.identities import export_reid_dataset
+
+        crops = export_reid_dataset(ctx.target_view(), dataset_name, folder, on_progress=progress_reporter(ctx),
+                                    **params)
+        return {"dataset": crops.name, "crops": len(crops), "tags": crops.count_sample_tags(),
+                "identities": len(crops.distinct(contract.PERSON_ID_FIELD))}
+
+    reloads_dataset = False  # writes another dataset
+
+    def summarize(self, ctx, result):
+        return f"`{result['dataset']}`: {result['crops']} crops of {result['identities']} identities ({result['tags']})"
+
+
+OPERATORS = [LinkIdentities, FindPersonElsewhere, ExportReidDataset]
