@@ -197,3 +197,15 @@ def test_footage_becomes_a_reid_dataset_split_by_identity(dataset, cameras, test
         assert len(again) == embedded and dict(zip(again.values("source_label_id"), again.values("tags"))) == tags
     finally:
         crops.delete()
+
+
+def test_switching_matcher_needs_the_whole_dataset(dataset, cameras, tiny_siglip):
+    before = dataset.values("frames.persons.detections.embedding_id")
+    with pytest.raises(ValueError, match="re-index the whole dataset with overwrite=True"):
+        index_persons(dataset.limit(1), matcher=tiny_siglip, detections_field="ground_truth", overwrite=True)
+    assert dataset.values("frames.persons.detections.embedding_id") == before  # nothing touched
+    with pytest.raises(ValueError, match="was built with matcher"):
+        index_persons(dataset, matcher=tiny_siglip, detections_field="ground_truth")  # not without overwrite
+    switched = index_persons(dataset, matcher=tiny_siglip, detections_field="ground_truth", overwrite=True)
+    assert switched["indexed"] == switched["encoder_crops"]  # only the new matcher's vectors
+    assert dataset.get_brain_info(contract.PERSON_INDEX_KEY).config.model_kwargs["name_or_path"] == str(tiny_siglip)
