@@ -71,6 +71,12 @@ TEXT_INDEX_KEY = "text_index"
 EMBEDDING_ATTR = "embedding"
 #: Attribute of every person detection: the label id of the detection whose embedding it uses (its own in images).
 EMBEDDING_ID_ATTR = "embedding_id"
+#: Attributes of each person detection written by ``link_identities``: the person (int, one across videos and
+#: cameras) and how sure the link is (0.5 = a tie with the nearest other identity, 1 = clear).
+IDENTITY_ATTR = "identity"
+IDENTITY_CONFIDENCE_ATTR = "identity_confidence"
+#: Run key of the identity summary (where and when each identity appears).
+IDENTITY_RUN_KEY = "person_identities"
 #: ``dataset.info`` key of the last search's record: the query, index and threshold behind the ``match`` labels.
 LAST_SEARCH_INFO = "person_finder_last_search"
 

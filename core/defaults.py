@@ -184,6 +184,15 @@ ONNX_EMBEDDING_TOLERANCE = 1e-4
 ONNX_BOX_TOLERANCE_PX = 0.5
 ONNX_SCORE_TOLERANCE = 1e-3
 
+# --- identities: tracks linked across videos and cameras --------------------
+#: Two groups of tracks join into one identity when their mean image embeddings are at least this similar (cosine).
+IDENTITY_LINK_THRESHOLD = 0.7
+#: Candidate pairs per track: its this-many most similar tracks (memory grows with tracks x this).
+IDENTITY_LINK_NEIGHBORS = 20
+#: Re-identification datasets exported from footage: share of multi-camera identities in query / gallery, seed.
+REID_TEST_FRACTION = 0.5
+REID_SPLIT_SEED = 0
+
 # --- ranked-results panel ------------------------------------------
 #: Recent queries kept per dataset (newest first, duplicates moved to the front).
 PANEL_RECENT_QUERIES = 10

@@ -1,9 +1,11 @@
-"""Operators: thin adapters over ``core``, one file per pipeline stage (curation, attributes, training, search)."""
+"""Operators: thin adapters over ``core``, one file per pipeline stage (curation, attributes, training, search,
+identities)."""
 
 from .attributes import OPERATORS as ATTRIBUTE_OPERATORS
 from .curation import OPERATORS as CURATION_OPERATORS
+from .identities import OPERATORS as IDENTITY_OPERATORS
 from .search import BuildTextIndex, IndexPersons, SearchPersons
 from .training import EvaluateMatchers, FinetuneMatcher
 
 OPERATORS = [BuildTextIndex, IndexPersons, SearchPersons, *CURATION_OPERATORS, *ATTRIBUTE_OPERATORS, FinetuneMatcher,
-             EvaluateMatchers]
+             EvaluateMatchers, *IDENTITY_OPERATORS]

@@ -437,6 +437,36 @@ class VideoTruth:
         return frames[0], frames[-1]
 
 
+def write_camera_videos(folder, specs, cameras=3, num_frames=24, width=384, height=216, seed=10):
+    """Camera videos of the same people: camera ``c`` films every person ``p`` with ``p % cameras != c``.
+
+    Returns ``{filepath: (VideoTruth, people)}`` where ``people[i]`` is the
+    index in ``specs`` of the truth's person ``i``; add them with
+    ``truth.to_sample()`` (and a ``camera_id``). Use :func:`true_person` to
+    say who a box is.
+
+    Example::
+
+        videos = write_camera_videos("/tmp/cams", random_specs(4))
+    """
+    videos = {}
+    for camera in range(cameras):
+        people = [p for p in range(len(specs)) if p % cameras != camera]
+        truth = write_video(os.path.join(folder, f"cam{camera}.mp4"), [specs[p] for p in people],
+                            num_frames=num_frames, width=width, height=height, seed=seed + camera)
+        videos[truth.filepath] = (truth, people)
+    return videos
+
+
+def true_person(videos, filepath, frame_number, box):
+    """Index in ``specs`` of the person whose true box at ``frame_number`` of ``filepath`` is ``box``."""
+    truth, people = videos[filepath]
+    for person, frames in truth.tracks.items():
+        if frame_number in frames and np.allclose(frames[frame_number], box, atol=1e-6):
+            return people[person]
+    raise ValueError(f"no true person at frame {frame_number} of {filepath} with box {box}")
+
+
 def ffmpeg_binary():
     """Path of ffmpeg, or a clear error saying how to install it."""
     path = shutil.which("ffmpeg")

@@ -52,3 +52,12 @@ def to_rgb_array(image):
     elif arr.shape[-1] == 1:
         arr = np.repeat(arr, 3, axis=-1)
     return np.ascontiguousarray(arr)
+
+
+def crop_relative(image, box):
+    """The part of an HxWx3 array inside a FiftyOne relative box ``[x, y, w, h]`` (at least 1x1 pixel)."""
+    height, width = image.shape[:2]
+    x, y, w, h = box
+    x1, y1 = max(int(x * width), 0), max(int(y * height), 0)
+    x2, y2 = min(int(np.ceil((x + w) * width)), width), min(int(np.ceil((y + h) * height)), height)
+    return image[y1:max(y2, y1 + 1), x1:max(x2, x1 + 1)]

@@ -125,10 +125,22 @@ class Gallery:
         return out
 
     def score(self, query):
-        """Cosine (and SigLIP probability or None) of every indexed person to ``query``."""
-        text = text_vector(self.text_encoder, query)
-        cosine = (self.vectors @ text)[self.rows] if len(self.rows) else np.zeros(0, np.float32)
-        return cosine, self.matcher.probability(cosine)
+        """Cosine (and SigLIP probability, or None) of every indexed person to ``query``: a text or an embedding.
+
+        An embedding (query by example, image to image) gets no probability:
+        SigLIP's calibration holds for text-image pairs only.
+        """
+        vector = query_vector(self.text_encoder, query)
+        cosine = (self.vectors @ vector)[self.rows] if len(self.rows) else np.zeros(0, np.float32)
+        return cosine, self.matcher.probability(cosine) if isinstance(query, str) else None
+
+
+def query_vector(text_encoder, query):
+    """A text query's embedding (cached), or a given embedding (query by example) made unit length."""
+    if isinstance(query, str):
+        return text_vector(text_encoder, query)
+    vector = np.asarray(query, dtype=np.float32).ravel()
+    return vector / np.linalg.norm(vector)
 
 
 def text_vector(text_encoder, query):
@@ -161,7 +173,7 @@ def candidate_gallery(samples, brain_key, query, k):
     encoder = query_encoder(shared_matcher(config.model_kwargs.get("name_or_path", defaults.MATCHER_MODEL)))
     results = load_index(dataset, brain_key, fresh=True)
     n = min(max(int(k) * defaults.RANK_CANDIDATES_PER_RESULT, defaults.RANK_MIN_CANDIDATES), results.total_index_size)
-    _, label_ids = results._kneighbors(query=np.asarray(text_vector(encoder, query)), k=n) if n else (None, [])
+    _, label_ids = results._kneighbors(query=query_vector(encoder, query), k=n) if n else (None, [])
     path = ("frames." if dataset.media_type == "video" else "") + config.patches_field
     ids = samples.match_labels(ids=[str(x) for x in label_ids], fields=path).values("id") if len(label_ids) else []
     return Gallery(dataset, brain_key, sample_ids=ids)

@@ -52,8 +52,10 @@ def index_persons(samples, matcher=defaults.MATCHER_MODEL, detector=defaults.DET
     Samples already processed are skipped unless ``overwrite``, which redoes
     detection and replaces their persons; a run first repairs the index
     from the embeddings on the dataset, so a killed run is resumed redoing at
-    most the video or batch in flight. Unreadable media are recorded in
-    ``person_search_error``.
+    most the video or batch in flight. ``overwrite`` on the whole dataset
+    with another matcher than the index's re-indexes everything with it (a
+    fine-tuned model); on part of it that is refused. Unreadable media are
+    recorded in ``person_search_error``.
 
     Returns a summary dict (samples, processed, persons, tracks,
     encoder_crops, encoder_calls = the encoder's forward passes, errors, brain_key).
@@ -96,6 +98,11 @@ def index_persons(samples, matcher=defaults.MATCHER_MODEL, detector=defaults.DET
     dataset = samples._root_dataset
     store.check_person_index(dataset, brain_key, persons_field)
     declare_embeddings(dataset, persons_field)
+    if overwrite and store.built_with(dataset, brain_key) not in (None, str(matcher)):
+        if len(samples) != len(dataset):
+            raise ValueError(f"person index {brain_key!r} was built with {store.built_with(dataset, brain_key)!r}: "
+                             f"to switch to {str(matcher)!r}, re-index the whole dataset with overwrite=True")
+        store.switch_matcher(dataset, brain_key, persons_field)  # every person is embedded again below
     store.open_index(dataset, brain_key, matcher, persons_field, backend)
     store.sync_index(dataset, brain_key, persons_field)
     add = functools.partial(store.add_vectors, dataset, brain_key)

@@ -114,6 +114,8 @@ def person_crops(rows, height=defaults.PANEL_CROP_HEIGHT, quality=defaults.PANEL
 
         person_crops([{"filepath": "a.jpg", "frame_number": None, "bounding_box": [0.1, 0.2, 0.2, 0.5]}])
     """
+    from ..models.images import crop_relative
+
     frames = {}
     crops = []
     for row in rows:
@@ -121,7 +123,7 @@ def person_crops(rows, height=defaults.PANEL_CROP_HEIGHT, quality=defaults.PANEL
         if key not in frames:
             frames[key] = _read_frame(*key)
         image, box = frames[key], row.get("bounding_box")
-        crops.append(_data_url(_crop(image, box), height, quality) if image is not None and box else None)
+        crops.append(_data_url(crop_relative(image, box), height, quality) if image is not None and box else None)
     return crops
 
 
@@ -143,14 +145,6 @@ def _read_frame(filepath, frame_number=None):
     finally:
         capture.release()
     return frame[:, :, ::-1] if ok else None
-
-
-def _crop(image, box):
-    height, width = image.shape[:2]
-    x, y, w, h = box
-    x1, y1 = max(int(x * width), 0), max(int(y * height), 0)
-    x2, y2 = min(int(np.ceil((x + w) * width)), width), min(int(np.ceil((y + h) * height)), height)
-    return image[y1:max(y2, y1 + 1), x1:max(x2, x1 + 1)]
 
 
 def _data_url(array, height, quality):

@@ -33,7 +33,8 @@ def _prepare_query(samples, query, brain_key, k, threshold, threshold_type, cand
     With ``candidates`` and a top-``k`` query on a vector backend other than
     sklearn, the gallery holds only the backend's nearest candidates.
     """
-    check_query(query)
+    if isinstance(query, str) or not hasattr(query, "__len__"):  # else an embedding: query by example
+        check_query(query)
     check_threshold(threshold, threshold_type)
     if k is not None and int(k) < 1:
         raise ValueError(f"k must be >= 1 or None, got {k}")
@@ -92,7 +93,7 @@ def rank_persons(samples, query, brain_key=contract.PERSON_INDEX_KEY, k=defaults
         if cut is not None and person.score < cut:
             break
         j = person.best
-        probability = gallery.matcher.probability(person.score)
+        probability = gallery.matcher.probability(person.score) if isinstance(query, str) else None
         rows.append({
             "sample_id": str(person.sample_id),
             "frame_number": int(gallery.frames[j]) if gallery.video else None,

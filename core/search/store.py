@@ -227,6 +227,36 @@ def open_index(dataset, brain_key, matcher, persons_field=contract.PERSONS_FIELD
     return results
 
 
+def built_with(dataset, brain_key):
+    """The matcher ``brain_key`` was built with (None when there is no such index)."""
+    if brain_key not in dataset.list_brain_runs():
+        return None
+    return dataset.get_brain_info(brain_key).config.model_kwargs.get("name_or_path")
+
+
+def switch_matcher(dataset, brain_key, persons_field=contract.PERSONS_FIELD):
+    """Before re-indexing every sample with another matcher: drop the index and the old embeddings, keep the boxes.
+
+    The old vectors cannot be compared with the new matcher's, so none may
+    survive for :func:`sync_index` to add back; with the embeddings gone
+    (and videos no longer marked done) a killed re-run still redoes them.
+
+    Example::
+
+        switch_matcher(dataset, "person_index")   # then index_persons(dataset, matcher=new, overwrite=True)
+    """
+    video = dataset.media_type == "video"
+    path = ("frames." if video else "") + f"{persons_field}.detections.{contract.EMBEDDING_ATTR}"
+    with index_lock(dataset, brain_key):
+        dataset.reload()
+        if brain_key in dataset.list_brain_runs():
+            dataset.delete_brain_run(brain_key)
+        dataset.set_field(path, None).save()
+        if video and dataset.has_sample_field(contract.PERSON_TRACKS_FIELD):
+            dataset.set_field(contract.PERSON_TRACKS_FIELD, None).save()
+        _bump(dataset, brain_key)
+
+
 def add_vectors(dataset, brain_key, vectors, owner_ids, label_ids, remove=()):
     """Add vectors (keyed by the label ids they were cut from) to the index, after removing ``remove`` label ids.
 
