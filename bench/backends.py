@@ -1,4 +1,4 @@
-"""Every vector backend side by side on one synthetic person gallery, through FiftyOne brain.
+"""Every vector backend side by side on one synthetic person gallery, through FiftyOne brain (one run).
 
 For each backend that runs here (sklearn, LanceDB, Milvus Lite's server,
 PostgreSQL + pgvector; Qdrant has no server build in the package
@@ -12,7 +12,7 @@ The gallery is bench/gallery.py's (768-d, identities under appearance
 prototypes, queries = prototype + modality offset + noise). Engines are
 started with :mod:`person_finder.testing.engines` on 127.0.0.1.
 
-    .venv/bin/python bench/backends.py                         # 100k and 1M
+    .venv/bin/python bench/backends.py                         # 100k (add --sizes 100000 1000000 for 1M)
     .venv/bin/python bench/backends.py --sizes 10000 --queries 10
 """
 
@@ -58,8 +58,8 @@ def bench_backend(backend, dataset, gallery, queries, truth, folder):
     n = len(gallery)
     ids = _ids(0, n)
     t = time.perf_counter()
-    results = fob.compute_similarity(dataset, patches_field="persons", embeddings=False, backend=backend,
-                                     brain_key=backend, metric="cosine", progress=False)
+    results = fob.compute_similarity(dataset, patches_field="persons", embeddings=False, brain_key=backend,
+                                     metric="cosine", progress=False, **backends.similarity_kwargs(backend))
     for s in range(0, n, ADD_CHUNK):
         results.add_to_index(gallery[s:s + ADD_CHUNK], ids[s:s + ADD_CHUNK], label_ids=ids[s:s + ADD_CHUNK])
     results.save()
@@ -94,7 +94,7 @@ def bench_backend(backend, dataset, gallery, queries, truth, folder):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--sizes", type=int, nargs="+", default=[100_000, 1_000_000])
+    parser.add_argument("--sizes", type=int, nargs="+", default=[100_000])
     parser.add_argument("--backends", nargs="+", default=list(BACKENDS), choices=BACKENDS)
     parser.add_argument("--queries", type=int, default=20)
     args = parser.parse_args(argv)
