@@ -162,6 +162,11 @@ CALIBRATION_TARGET_PRECISION = 0.9
 # --- scale: vector backends, ONNX exports --------------------------------------
 #: Vector backend of person indexes (FiftyOne brain similarity backends).
 INDEX_BACKEND = "sklearn"
+#: Primary keys per page when the ids a Milvus index holds are read (the index repair at each run's start).
+MILVUS_ID_PAGE = 10_000
+#: pgvector HNSW candidate list per query (its maximum); an HNSW query returns at most this many rows, and
+#: ``rank_persons`` asks for ``k x RANK_CANDIDATES_PER_RESULT`` (at least RANK_MIN_CANDIDATES).
+PGVECTOR_HNSW_EF_SEARCH = 1000
 INDEX_BACKENDS = ("sklearn", "lancedb", "qdrant", "milvus", "pgvector")
 #: Brain-config parameter that says where each backend keeps its index (None: in MongoDB with the dataset).
 #: Every process (App, SDK, workers) reads it from FIFTYONE_BRAIN_SIMILARITY_<BACKEND>_<PARAMETER>.

@@ -96,6 +96,8 @@ def similarity_kwargs(backend=None):
     if backend == "lancedb" and not os.environ.get(location_env_var(backend)):
         logger.warning("LanceDB index stored at %r: set %s to the same shared path in every process (App, SDK, "
                        "workers) so they all find it", backend_location(backend), location_env_var(backend))
+    if backend == "pgvector":  # HNSW returns at most ef_search rows (pgvector's default 40): room for the candidates
+        return {"backend": backend, "hnsw_ef_search": defaults.PGVECTOR_HNSW_EF_SEARCH}
     return {"backend": backend}
 
 
@@ -137,10 +139,48 @@ def load_index(samples, brain_key, fresh=False):
         raise ValueError(f"no index {brain_key!r} on dataset {samples._root_dataset.name!r}; "
                          f"it has {samples._root_dataset.list_brain_runs()}")
     method = results.config.method
+    if method != "sklearn" and results.total_index_size == 0 and not fresh:  # cached before vectors came
+        results = samples._root_dataset.load_brain_results(brain_key, cache=False)
     if method != "sklearn" and results.total_index_size == 0:
         raise ValueError(f"index {brain_key!r} ({method}) is empty at {backend_location(method)!r}: set "
                          f"{location_env_var(method)} in this process to the location it was built at")
     return results
+
+
+def index_label_ids(results):
+    """The label ids a patch index holds now, read from the engine (not a cached list).
+
+    sklearn keeps them with its vectors; LanceDB's id column is read alone;
+    Milvus is paged through its primary keys; pgvector returns its entries
+    through the brain's ``get_embeddings`` (vectors included: O(index)).
+
+    Example::
+
+        held = set(index_label_ids(dataset.load_brain_results("person_index")))
+    """
+    method = results.config.method
+    if method == "sklearn":
+        return [str(x) for x in (results.label_ids if results.label_ids is not None else [])]
+    if method == "lancedb":
+        table = getattr(results, "_table", None)
+        if table is None:
+            return []
+        return [str(x) for x in table.search().select(["id"]).limit(len(table)).to_arrow()["id"].to_pylist()]
+    if results.total_index_size == 0:
+        if method == "pgvector":  # the brain's count of a table not created yet aborts the transaction
+            results._conn.rollback()
+        return []
+    if method == "milvus":  # no "all vectors" call: page through the primary keys
+        iterator = results._collection.query_iterator(batch_size=defaults.MILVUS_ID_PAGE, expr='pk != ""',
+                                                      output_fields=["pk"])
+        ids = []
+        try:
+            while page := iterator.next():
+                ids += [str(row["pk"]) for row in page]
+        finally:
+            iterator.close()
+        return ids
+    return [str(x) for x in results.get_embeddings()[2]]
 
 
 def update_index(results, vectors=None, sample_ids=(), label_ids=(), remove=()):
@@ -193,7 +233,9 @@ def find_duplicates(results, thresh=None, fraction=None):
     import fiftyone.brain as fob
 
     if not hasattr(results, "find_duplicates"):  # FiftyOne's DuplicatesMixin: sklearn only
-        embeddings, sample_ids, label_ids = results.get_embeddings()
+        by_id = results.config.method == "milvus" and results.config.patches_field  # Milvus: only by id
+        embeddings, sample_ids, label_ids = results.get_embeddings(label_ids=index_label_ids(results)) if by_id \
+            else results.get_embeddings()
         in_memory = fob.compute_similarity(results.samples, patches_field=results.config.patches_field,
                                            embeddings=False, backend="sklearn", metric="cosine")
         in_memory.add_to_index(embeddings, sample_ids, label_ids=label_ids)

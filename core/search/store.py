@@ -30,7 +30,7 @@ import uuid
 import numpy as np
 
 from .. import contract, defaults
-from .backends import update_index
+from .backends import index_label_ids, update_index
 
 logger = logging.getLogger(__name__)
 
@@ -310,7 +310,7 @@ def sync_index(dataset, brain_key, persons_field=contract.PERSONS_FIELD):
     with index_lock(dataset, brain_key):
         results = _load(dataset, brain_key)
         _, _, on_dataset = dataset_vectors(dataset, persons_field)
-        have = set(str(x) for x in (results.label_ids if results.label_ids is not None else []))
+        have = set(index_label_ids(results))
         want = set(on_dataset)
         missing, gone = sorted(want - have), sorted(have - want)
         if missing or gone:
