@@ -3,7 +3,8 @@
 For each backend that runs here (sklearn, LanceDB, Milvus Lite's server,
 PostgreSQL + pgvector; Qdrant has no server build in the package
 registries) and each gallery size: build time (``compute_similarity`` +
-``add_to_index`` in chunks, as ``index_persons`` adds), the cost of adding
+``update_index`` in chunks, as ``index_persons`` adds; LanceDB then gets its
+IVF-SQ index), the cost of adding
 one video's persons to the full index, text-query top-25 latency (median
 and p95) through the brain's nearest-neighbour call that ``rank_persons``
 asks for candidates, recall@100 against exact search, and disk size.
@@ -60,18 +61,17 @@ def bench_backend(backend, dataset, gallery, queries, truth, folder):
     t = time.perf_counter()
     results = fob.compute_similarity(dataset, patches_field="persons", embeddings=False, brain_key=backend,
                                      metric="cosine", progress=False, **backends.similarity_kwargs(backend))
-    for s in range(0, n, ADD_CHUNK):
-        results.add_to_index(gallery[s:s + ADD_CHUNK], ids[s:s + ADD_CHUNK], label_ids=ids[s:s + ADD_CHUNK])
-    results.save()
+    for s in range(0, n, ADD_CHUNK):  # as index_persons adds (LanceDB rows appended, the brain's add elsewhere)
+        backends.update_index(results, gallery[s:s + ADD_CHUNK], ids[s:s + ADD_CHUNK], ids[s:s + ADD_CHUNK])
+    results = backends.finalize_index(dataset.load_brain_results(backend, cache=False))
     build_s = time.perf_counter() - t
 
     extra = synthetic_gallery.make_gallery(ONE_VIDEO, seed=3)[0]
     extra_ids = _ids(n, n + ONE_VIDEO)
     t = time.perf_counter()
-    results.add_to_index(extra, extra_ids, label_ids=extra_ids)
-    results.save()
+    backends.update_index(results, extra, extra_ids, extra_ids)
     add_s = time.perf_counter() - t
-    results.remove_from_index(label_ids=extra_ids)
+    backends.update_index(results, remove=extra_ids)
 
     def nearest(q, k):
         _, label_ids, _ = results._kneighbors(query=q, k=k, return_dists=True)

@@ -52,7 +52,8 @@ def start_milvus_lite(data_dir, port=None, timeout=60.0):
     with open(log_path, "ab") as log:
         proc = subprocess.Popen([sys.executable, "-m", "milvus_lite", "server", "--data-dir", data_dir,
                                  "--host", "127.0.0.1", "--port", str(port)],
-                                stdout=log, stderr=subprocess.STDOUT)
+                                stdout=log, stderr=subprocess.STDOUT,
+                                start_new_session=True)  # a stopped delegated worker signals its whole group
     atexit.register(_stop, proc)
     _wait_for_port(port, proc, log_path, timeout)
     return f"http://127.0.0.1:{port}"

@@ -12,10 +12,13 @@ import time
 
 import pytest
 
+import fiftyone.operators as foo
+
 from person_finder.core import contract
 from person_finder.core.search import backends, index_persons, rank_persons, store
 from person_finder.testing import synthetic
 from person_finder.testing.engines import ENGINES, start_engine
+from person_finder.testing.workers import start_worker, stop_worker, wait_for_states
 
 QUERY = "red top and blue trousers"
 
@@ -60,7 +63,7 @@ def _agrees(dataset, persons_path="persons"):
     assert len(on_dataset) == dataset.count(persons_path + ".detections.embedding")
 
 
-def test_index_incrementally_query_here_and_elsewhere_delete_and_find_duplicates(backend, dataset, tiny_siglip,
+def test_index_incrementally_query_here_elsewhere_and_from_a_worker_delete_and_find_duplicates(backend, dataset, tiny_siglip,
                                                                                  test_root, run_python):
     _scenes(dataset, os.path.join(test_root, "backends", dataset.name), count=6)
     first = index_persons(dataset.limit(3), matcher=tiny_siglip, detections_field="ground_truth", backend=backend)
@@ -80,11 +83,23 @@ print(",".join(r["label_id"] for r in rank_persons(fo.load_dataset({dataset.name
 """).strip().splitlines()[-1]
     assert there.split(",") == [r["label_id"] for r in top]
 
+    _scenes(dataset, os.path.join(test_root, "backends-more", dataset.name), count=2, seed=2)
+    worker = start_worker(os.path.join(test_root, f"worker-{backend}.log"))  # a delegated worker adds the rest
+    try:
+        queued = foo.execute_operator(contract.PLUGIN_NAME + "/index_persons", ctx=dict(
+            view=dataset.view(), request_delegation=True, params=dict(
+                matcher=str(tiny_siglip), detections_field="ground_truth", backend=backend, delegate=True)))
+        wait_for_states([queued.result["id"]], timeout=240)
+    finally:
+        stop_worker(worker)
+    assert len(_index_ids(dataset)) == 16
+    assert rank_persons(dataset, QUERY, k=16)[-1]["label_id"] == rank_persons(dataset, QUERY, k=None)[15]["label_id"]
+
     gone = dataset.first()
     dataset.delete_samples(gone)
     assert gone.id not in {r["sample_id"] for r in rank_persons(dataset, QUERY, k=12)}
     index_persons(dataset, matcher=tiny_siglip, detections_field="ground_truth", backend=backend)  # repairs
-    assert len(_index_ids(dataset)) == 10
+    assert len(_index_ids(dataset)) == 14
     _agrees(dataset)
 
     copy = dataset.last().copy()  # the same image again: its persons' embeddings are duplicates

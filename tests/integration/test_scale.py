@@ -3,7 +3,6 @@
 import json
 import os
 import re
-import signal
 import subprocess
 import sys
 import time
@@ -18,6 +17,7 @@ from person_finder.core.search import backends
 from person_finder.core import defaults
 from person_finder.core.search.index import build_text_index
 from person_finder.testing import synthetic
+from person_finder.testing.workers import start_worker, stop_worker, wait_for_log, wait_for_states
 
 URI = "@openset-reid/person-finder/build_text_index"
 QUERY = "red top and blue trousers"
@@ -48,39 +48,6 @@ def lancedb_uri(test_root, request):
         os.environ.pop(var, None)
     else:
         os.environ[var] = saved_env
-
-
-def _start_worker(log_path, env=None):
-    """A `fiftyone delegated launch` worker (a process of its own), logging to ``log_path``."""
-    log = open(log_path, "w")
-    proc = subprocess.Popen([os.path.join(os.path.dirname(sys.executable), "fiftyone"), "delegated", "launch"],
-                            stdout=log, stderr=subprocess.STDOUT, env={**os.environ, **(env or {})})
-    proc.log_path, proc.log = log_path, log
-    return proc
-
-
-def _wait_for_log(proc, text, timeout=120):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        with open(proc.log_path) as f:
-            if text in f.read():
-                return
-        assert proc.poll() is None, open(proc.log_path).read()
-        time.sleep(0.5)
-    raise AssertionError(f"worker never printed {text!r}:\n{open(proc.log_path).read()}")
-
-
-def _stop_worker(proc):
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGINT)  # the worker's loop exits on KeyboardInterrupt
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-    proc.log.close()
-    with open(proc.log_path) as f:
-        return f.read()
 
 
 def test_backend_option_is_validated_before_the_dataset_is_touched(dataset, tiny_siglip, test_root):
@@ -152,36 +119,19 @@ def test_large_lancedb_tables_get_an_approximate_index(dataset, lancedb_uri, mon
 @pytest.mark.slow
 def test_a_delegated_worker_builds_a_lancedb_index_the_sdk_queries(dataset, tiny_siglip, test_root, lancedb_uri):
     _add_crops(dataset, test_root, 6, seed=3)
-    worker = _start_worker(os.path.join(test_root, "worker-lancedb.log"))
+    worker = start_worker(os.path.join(test_root, "worker-lancedb.log"))
     try:
         queued = foo.execute_operator(URI, ctx=dict(view=dataset.view(), request_delegation=True, params=dict(
             brain_key="crops", matcher=tiny_siglip, backend="lancedb", delegate=True)))
         op_id = queued.result["id"]
-        _wait_for_state([op_id], timeout=240)
+        wait_for_states([op_id], timeout=240)
     finally:
-        log = _stop_worker(worker)
+        log = stop_worker(worker)
     assert f"Running operation {op_id}" in log, log
     dataset.reload()  # the worker changed the dataset's runs in the database
     results = backends.load_index(dataset, "crops")
     assert results.config.method == "lancedb" and results.total_index_size == 6
     assert len(dataset.sort_by_similarity(QUERY, k=3, brain_key="crops")) == 3
-
-
-def _wait_for_state(op_ids, timeout):
-    from fiftyone.operators.delegated import DelegatedOperationService
-    from fiftyone.operators.executor import ExecutionRunState
-
-    service = DelegatedOperationService()
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        docs = [service.get(i) for i in op_ids]
-        states = [d.run_state for d in docs]
-        if all(s in (ExecutionRunState.COMPLETED, ExecutionRunState.FAILED) for s in states):
-            failed = [d.result.error for d in docs if d.run_state == ExecutionRunState.FAILED]
-            assert not failed, failed
-            return docs
-        time.sleep(1)
-    raise AssertionError(f"operations not finished after {timeout}s: {states}")
 
 
 # Runs in a process whose FIFTYONE_DATABASE_URI points at a separately started mongod: make a dataset,
@@ -244,10 +194,10 @@ def test_two_workers_on_an_external_mongod_drain_a_sharded_queue_once_each(exter
                                                                           run_python):
     env = {"FIFTYONE_DATABASE_URI": external_mongod}
     shards = 4
-    workers = [_start_worker(os.path.join(test_root, f"worker-{i}.log"), env=env) for i in range(2)]
+    workers = [start_worker(os.path.join(test_root, f"worker-{i}.log"), env=env) for i in range(2)]
     try:
         for worker in workers:
-            _wait_for_log(worker, "Delegated operation service running")
+            wait_for_log(worker, "Delegated operation service running")
         ops = json.loads(run_python(QUEUE_SHARDS.format(root=test_root, shards=shards, uri=URI, matcher=tiny_siglip),
                                     env=env).strip().splitlines()[-1])
         deadline = time.time() + 300
@@ -258,7 +208,7 @@ def test_two_workers_on_an_external_mongod_drain_a_sharded_queue_once_each(exter
                 break
             time.sleep(2)
     finally:
-        logs = [_stop_worker(w) for w in workers]
+        logs = [stop_worker(w) for w in workers]
     assert out is not None, logs
     assert out["states"] == ["completed"] * shards, (out["errors"], logs)
     assert out["indexed"] == out["expected"]
