@@ -1,0 +1,195 @@
+"""Watchlists: saved text queries scored on every new track embedding of a live stream; alerts and webhooks.
+
+A watchlist is ``{"name", "query", "threshold", "threshold_type"}`` kept in
+the dataset's live store (FiftyOne's execution store, in MongoDB), so the
+App, the command line and a running job see the same list. A running job
+embeds each query once (cached), scores each new crop embedding against
+all of them (one matrix product), and raises one alert per (watchlist,
+track): a record in the live store, a crop JPEG, a log line and, when a
+webhook URL is given, a JSON POST from a background thread that never
+blocks indexing.
+
+Example::
+
+    from person_finder.core.live import add_watchlist, list_alerts
+    add_watchlist(dataset, "red-blue", "red top and blue trousers", threshold=0.2)
+    list_alerts(dataset)[0]["score"]
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import queue
+import threading
+import time
+import urllib.request
+
+import numpy as np
+
+from .. import contract, defaults
+
+logger = logging.getLogger(__name__)
+
+
+def live_store(dataset):
+    """The dataset's live store (status, stop flag, watchlists, alerts)."""
+    from fiftyone.operators.store import ExecutionStore
+
+    return ExecutionStore.create(contract.LIVE_STORE, dataset._doc.id)
+
+
+def add_watchlist(dataset, name, query, threshold=defaults.WATCHLIST_THRESHOLD, threshold_type="cosine"):
+    """Save (or replace) the watchlist ``name``; a running job picks it up within ``LIVE_POLL_SECONDS``.
+
+    Example::
+
+        add_watchlist(dataset, "bag", "a woman with a brown shoulder bag", threshold=0.6,
+                      threshold_type="probability")
+    """
+    from ..search.validation import check_query, check_threshold
+
+    if not isinstance(name, str) or not name.strip():
+        raise ValueError(f"a watchlist needs a non-empty name, got {name!r}")
+    check_query(query)
+    check_threshold(threshold, threshold_type)
+    if threshold is None:
+        raise ValueError("a watchlist needs a threshold (cosine, or probability with threshold_type='probability')")
+    lists = [w for w in list_watchlists(dataset) if w["name"] != name.strip()]
+    lists.append({"name": name.strip(), "query": query.strip(), "threshold": float(threshold),
+                  "threshold_type": threshold_type})
+    live_store(dataset).set(contract.LIVE_WATCHLISTS_KEY, lists)
+    return lists
+
+
+def remove_watchlist(dataset, name):
+    """Delete the watchlist ``name`` (its past alerts stay); raises ``KeyError`` naming the existing ones."""
+    lists = list_watchlists(dataset)
+    if name not in [w["name"] for w in lists]:
+        raise KeyError(f"no watchlist {name!r}; watchlists: {[w['name'] for w in lists]}")
+    lists = [w for w in lists if w["name"] != name]
+    live_store(dataset).set(contract.LIVE_WATCHLISTS_KEY, lists)
+    return lists
+
+
+def list_watchlists(dataset):
+    """The dataset's watchlists, as saved."""
+    return list(live_store(dataset).get(contract.LIVE_WATCHLISTS_KEY) or [])
+
+
+def list_alerts(dataset, watchlist=None, limit=None):
+    """Alert records of the dataset (newest first), of one watchlist or all.
+
+    Example::
+
+        list_alerts(dataset, watchlist="red-blue", limit=10)
+    """
+    store = live_store(dataset)
+    records = [store.get(key) for key in store.list_keys() if key.startswith(contract.LIVE_ALERT_PREFIX)]
+    records = [r for r in records if r and (watchlist is None or r["watchlist"] == watchlist)]
+    records.sort(key=lambda r: -r["alerted_at"])
+    return records[:limit] if limit else records
+
+
+class WatchlistScorer:
+    """The watchlists' text vectors, refreshed when the saved list changes; scores new embeddings."""
+
+    def __init__(self, matcher):
+        from ..models.onnx import query_encoder
+
+        self.matcher = matcher
+        self.encoder = query_encoder(matcher)
+        self.lists, self.vectors, self.cuts = [], np.zeros((0, 0), np.float32), np.zeros(0)
+
+    def refresh(self, lists):
+        """Use ``lists`` (as saved); a query already embedded costs nothing."""
+        from ..search.gallery import text_vector
+
+        if lists == self.lists:
+            return
+        self.lists = [dict(w) for w in lists]
+        self.vectors = np.stack([text_vector(self.encoder, w["query"]) for w in lists]) if lists else \
+            np.zeros((0, 0), np.float32)
+        self.cuts = np.asarray([w["threshold"] if w["threshold_type"] == "cosine"
+                                else self.matcher.cosine_for_probability(w["threshold"]) for w in lists])
+
+    def matches(self, vectors):
+        """``[(row in vectors, watchlist, cosine)]`` of every embedding at or above a watchlist's threshold."""
+        if not self.lists or not len(vectors):
+            return []
+        cosine = np.asarray(vectors, np.float32) @ self.vectors.T
+        rows, cols = np.nonzero(cosine >= self.cuts[None, :])
+        return [(int(r), self.lists[c], float(cosine[r, c])) for r, c in zip(rows, cols)]
+
+    def probability(self, cosine):
+        p = self.matcher.probability(cosine)
+        return float(p) if p is not None else None
+
+
+class WebhookSender:
+    """POSTs alert records as JSON to ``url`` from a background thread; ``send`` never blocks.
+
+    A full queue (``WEBHOOK_QUEUE`` records waiting: the endpoint is slow or
+    down) drops the record and counts it; each request gets
+    ``WEBHOOK_TIMEOUT_S``. The URL is never logged in full (it may hold a token).
+    """
+
+    def __init__(self, url, timeout=defaults.WEBHOOK_TIMEOUT_S, queue_size=defaults.WEBHOOK_QUEUE):
+        from .source import redact
+
+        if not str(url).startswith(("http://", "https://")):
+            raise ValueError(f"webhook URL must start with http:// or https://, got {redact(url)!r}")
+        self.url, self.shown, self.timeout = str(url), redact(url), float(timeout)
+        self.pending = queue.Queue(maxsize=int(queue_size))
+        self.counts = {"sent": 0, "failed": 0, "dropped": 0}
+        self.thread = threading.Thread(target=self._run, name="person-finder-webhook", daemon=True)
+        self.thread.start()
+
+    def send(self, record):
+        try:
+            self.pending.put_nowait(record)
+        except queue.Full:
+            self.counts["dropped"] += 1
+            logger.warning("webhook %s is behind: alert dropped (%d dropped so far)", self.shown,
+                           self.counts["dropped"])
+
+    def _run(self):
+        while True:
+            record = self.pending.get()
+            if record is None:
+                return
+            request = urllib.request.Request(self.url, data=json.dumps(record).encode(), method="POST",
+                                             headers={"Content-Type": "application/json"})
+            try:
+                with urllib.request.urlopen(request, timeout=self.timeout) as answer:
+                    answer.read()
+                self.counts["sent"] += 1
+            except Exception as e:  # noqa: BLE001 - a webhook failure is counted and logged, never raised
+                self.counts["failed"] += 1
+                logger.warning("webhook %s failed: %s: %s", self.shown, type(e).__name__, e)
+
+    def close(self, wait=defaults.WEBHOOK_TIMEOUT_S):
+        """Send what is queued (for at most about ``wait`` seconds), then stop the thread."""
+        deadline = time.monotonic() + float(wait)
+        while not self.pending.empty() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        try:
+            self.pending.put_nowait(None)
+        except queue.Full:
+            pass
+        self.thread.join(timeout=max(0.0, deadline - time.monotonic()) + 0.1)
+
+
+def save_crop(path, bgr_frame, box, height=defaults.ALERT_CROP_HEIGHT):
+    """Save the ``[x1, y1, x2, y2]`` crop of a BGR frame as a JPEG ``height`` pixels tall; returns ``path``."""
+    import os
+
+    from PIL import Image
+
+    x1, y1, x2, y2 = box
+    crop = Image.fromarray(np.ascontiguousarray(bgr_frame[y1:y2, x1:x2, ::-1]))
+    scale = height / max(crop.height, 1)
+    crop = crop.resize((max(1, round(crop.width * scale)), height))
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    crop.save(path, quality=90)
+    return path
