@@ -23,19 +23,21 @@ from .mongo import free_port
 from .synthetic import ffmpeg_binary
 
 
-def serve_http(path, realtime=True, port=None, start_seconds=0.0, loops=0):
+def serve_http(path, realtime=True, port=None, start_seconds=0.0, duration=None, loops=0):
     """An ffmpeg process serving ``path`` as MPEG-TS over HTTP on 127.0.0.1 (one client); ``(process, url)``.
 
     ``realtime`` sends at the video's frame rate (``-re``), else as fast as the
     client reads (TCP backpressure: a benchmark's real-time factor).
-    ``start_seconds`` skips the start (a stream resumed after a drop);
-    ``loops`` repeats the file (a longer stream).
+    ``start_seconds`` skips the start and ``duration`` ends early (a stream
+    that drops, and comes back; re-encoded then, to start on the exact
+    frame); ``loops`` repeats the file (a longer stream).
     """
     port = port or free_port()
     url = f"http://127.0.0.1:{port}/live.ts"
+    codec = ["-c:v", "libx264", "-preset", "ultrafast", "-g", "15"] if start_seconds else ["-c", "copy"]
     cmd = [ffmpeg_binary(), "-loglevel", "error", *(["-re"] if realtime else []),
            *(["-stream_loop", str(loops)] if loops else []), "-ss", f"{start_seconds:.3f}", "-i", str(path),
-           "-c", "copy", "-f", "mpegts", "-listen", "1", url]
+           *(["-t", f"{duration:.3f}"] if duration else []), *codec, "-f", "mpegts", "-listen", "1", url]
     return subprocess.Popen(cmd, stdin=subprocess.DEVNULL), url
 
 

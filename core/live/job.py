@@ -57,15 +57,19 @@ def live_status(dataset):
     """The live job's last status (state, segments, frames, alerts, gaps, real-time factor...), or None.
 
     ``state`` is "running", "stopped" or "failed"; a "running" status whose
-    heartbeat is older than 3 polls is reported as "lost" (the job was killed).
+    process is gone (this machine) or whose heartbeat is older than 3 polls
+    is reported as "lost" (the job was killed).
 
     Example::
 
         live_status(dataset)["segments"]
     """
+    from ..search.store import is_dead_local_process
+
     status = live_store(dataset).get(contract.LIVE_STATUS_KEY)
-    if status and status.get("state") == "running" and \
-            time.time() - status.get("heartbeat", 0) > 3 * max(status.get("poll_seconds", 1.0), 1.0) + 5:
+    if status and status.get("state") == "running" and (
+            is_dead_local_process(status.get("host"), status.get("pid")) or
+            time.time() - status.get("heartbeat", 0) > 3 * max(status.get("poll_seconds", 1.0), 1.0) + 5):
         status = {**status, "state": "lost"}
     return status
 
@@ -187,6 +191,7 @@ class LiveJob:
             todo = dataset.exists(contract.LIVE_SEGMENT_FIELD)
             if dataset.has_sample_field(contract.PERSON_TRACKS_FIELD):
                 todo = todo.exists(contract.PERSON_TRACKS_FIELD, False)
+            self.counts["resumed_segments"] = len(todo)  # counted now: indexing empties the view
             if len(todo):
                 logger.warning("indexing %d segment(s) a killed run saved but did not index", len(todo))
                 todo.compute_metadata()
@@ -196,7 +201,6 @@ class LiveJob:
                                   detect_every=self.detect_every, refresh_frames=self.refresh_frames,
                                   refresh_iou=self.refresh_iou, tracker=self.tracker_name,
                                   detector_batch_size=self.batch_size, backend=self.backend, device=self.device)
-                self.counts["resumed_segments"] = len(todo)
         self.next_number = max([int(self.store.get(contract.LIVE_NEXT_SEGMENT_KEY) or 1)] + [n + 1 for n in known])
         path = f"frames.{self.persons_field}.detections.index"
         top = dataset.bounds(path)[1] if dataset.media_type == "video" and dataset.has_frame_field(
