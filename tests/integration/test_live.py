@@ -242,3 +242,18 @@ def test_the_command_line_stops_cleanly_on_sigterm(dataset, test_root, walk, tin
     assert '"reason": "stop requested (signal)"' in out
     dataset.reload()
     assert None not in dataset.values(contract.PERSON_TRACKS_FIELD)
+
+
+def test_bad_input_is_refused_before_anything_is_written(dataset, test_root, tiny_siglip):
+    dataset.add_sample(fo.Sample(filepath=os.path.join(test_root, "image.jpg")))
+    media = os.path.join(test_root, "live", dataset.name)
+    with pytest.raises(ValueError, match="use an empty or video dataset, not a 'image' one"):
+        run_live(dataset, "udp://127.0.0.1:5000", media, matcher=tiny_siglip)
+    empty = fo.Dataset()
+    for options, message in (({"segment_seconds": 0}, "segment_seconds must be > 0, got 0"),
+                             ({"precision": "fp8"}, r"precision must be one of \['auto', 'fp32', 'bf16'\]"),
+                             ({"webhook_url": "ftp://x"}, "webhook URL must start with http:// or https://")):
+        with pytest.raises(ValueError, match=message):
+            run_live(empty, "udp://127.0.0.1:5000", media, matcher=tiny_siglip, **options)
+    assert len(empty) == 0 and live_store(empty).get(contract.LIVE_STATUS_KEY) is None
+    empty.delete()
