@@ -232,6 +232,11 @@ LIVE_SEGMENT_SECONDS = 60.0
 LIVE_FALLBACK_FPS = 30.0
 #: Decoded frames waiting between the reader thread and detection (bounds memory: 64 x 2.7 MB at 720p).
 LIVE_FRAME_QUEUE = 64
+#: Frames a live job detects in one batch: small, so a person is seen (and alerted on) soon after arriving.
+LIVE_DETECT_BATCH = 4
+#: A live job with more decoded frames than this waiting (it is behind the stream) skips detection on the frames
+#: it takes until it has caught up (they are still saved in the segment): alerts stay near real time.
+LIVE_BACKLOG_FRAMES = 15
 #: A stream that sends no frame for this long is stalled: the gap is recorded and the reader reconnects.
 LIVE_STALL_SECONDS = 5.0
 #: Opening a stream waits at most this long.

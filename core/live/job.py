@@ -92,10 +92,10 @@ class LiveJob:
                  brain_key=contract.PERSON_INDEX_KEY, confidence=defaults.DETECTOR_CONFIDENCE,
                  detect_every=defaults.VIDEO_DETECT_EVERY, refresh_frames=defaults.TRACK_REFRESH_FRAMES,
                  refresh_iou=defaults.TRACK_REFRESH_IOU, tracker=defaults.TRACKER,
-                 batch_size=defaults.DETECTOR_BATCH_SIZE, precision=defaults.LIVE_PRECISION, webhook_url=None,
+                 batch_size=defaults.LIVE_DETECT_BATCH, precision=defaults.LIVE_PRECISION, webhook_url=None,
                  stall_seconds=defaults.LIVE_STALL_SECONDS, give_up_seconds=defaults.LIVE_GIVE_UP_SECONDS,
                  backoff_initial=defaults.LIVE_RECONNECT_INITIAL_S, backoff_max=defaults.LIVE_RECONNECT_MAX_S,
-                 follow=False, max_segments=None, backend=None, device=None,
+                 follow=False, keep_up=True, max_segments=None, backend=None, device=None,
                  poll_seconds=defaults.LIVE_POLL_SECONDS, stop_event=None, on_progress=None):
         from ..models.loading import resolve_device
         from ..models.precision import resolve_precision
@@ -129,10 +129,12 @@ class LiveJob:
                                    backoff_initial=backoff_initial, backoff_max=backoff_max, follow=follow)
         self.webhook = WebhookSender(webhook_url) if webhook_url else None
         self.max_segments, self.backend, self.poll_seconds = max_segments, backend, float(poll_seconds)
+        self.keep_up = keep_up
         self.stop_event = stop_event or threading.Event()
         self.on_progress = on_progress
         self.store = live_store(dataset)
-        self.counts = {"segments": 0, "frames": 0, "alerts": 0, "gaps": 0, "resumed_segments": 0}
+        self.counts = {"segments": 0, "frames": 0, "frames_not_detected": 0, "alerts": 0, "gaps": 0,
+                       "resumed_segments": 0}
         self.writer_error = None
 
     # ------------------------------------------------------------------ set-up
@@ -343,8 +345,11 @@ class LiveJob:
         if not self.batch:
             return
         batch, self.batch = self.batch, []
+        detect = not (self.keep_up and self.reader.items.qsize() > defaults.LIVE_BACKLOG_FRAMES)
+        if not detect:
+            self.counts["frames_not_detected"] += len(batch)
         with autocast(self.precision, self.device):
-            self.builder.add([f.number for f in batch], [f.image for f in batch])
+            self.builder.add([f.number for f in batch], [f.image for f in batch], detect=detect)
             rows, vectors = self.builder.embedded()
         arrivals = self.segment["arrivals"]
         for f in batch:
@@ -483,11 +488,15 @@ def run_live(dataset, source, media_dir, **options):
     and the stream reopened with backoff. It stops on :func:`request_stop`,
     ``stop_event``, ``max_segments``, the end of a file, or after
     ``give_up_seconds`` without frames; a restart after a kill resumes,
-    losing at most the segment being encoded. ``precision``: "auto" / "fp32" / "bf16"
-    (see :mod:`core.models.precision`).
+    losing at most the segment being encoded. With ``keep_up`` a job behind
+    its stream (more than ``LIVE_BACKLOG_FRAMES`` frames waiting) skips
+    detection until it has caught up (``frames_not_detected`` counts them;
+    the segments still hold every frame), so alerts stay near real time;
+    without it every ``detect_every``-th frame is detected, however late.
+    ``precision``: "auto" / "fp32" / "bf16" (see :mod:`core.models.precision`).
 
-    Returns ``{segments, frames, alerts, gaps, resumed_segments, reason, precision, precision_reason,
-    video_seconds, elapsed_seconds, realtime_factor, webhook}``.
+    Returns ``{segments, frames, frames_not_detected, alerts, gaps, resumed_segments, reason, precision,
+    precision_reason, video_seconds, elapsed_seconds, realtime_factor, webhook}``.
 
     Example::
 

@@ -239,13 +239,17 @@ class TrackBuilder:
         self.count = self.offset
         self.reported = 0  # embedding rows already returned by embedded()
 
-    def add(self, numbers, frames):
-        """Detect every ``detect_every``-th frame of the batch, update the tracks, queue the crops to embed."""
+    def add(self, numbers, frames, detect=True):
+        """Detect every ``detect_every``-th frame of the batch, update the tracks, queue the crops to embed.
+
+        ``detect=False`` only counts the frames (a live job behind its stream
+        skips their detection to catch up).
+        """
         from ultralytics.engine.results import Boxes
 
         height, width = frames[0].shape[:2]
         self.size = (width, height)
-        chosen = [i for i, n in enumerate(numbers) if (n - 1) % self.detect_every == 0]
+        chosen = [i for i, n in enumerate(numbers) if (n - 1) % self.detect_every == 0] if detect else []
         found = self.detect([numbers[i] for i in chosen], [frames[i] for i in chosen]) if chosen else []
         for i, boxes in zip(chosen, found):
             number, frame = numbers[i], frames[i]
