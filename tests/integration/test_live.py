@@ -38,6 +38,22 @@ def walk(test_root):
     return truth, ForegroundDetector.from_video(truth.filepath)
 
 
+@pytest.fixture()
+def serve():
+    """``serve_http`` whose ffmpeg servers are all killed after the test, whatever happened."""
+    started = []
+
+    def start(*args, **kwargs):
+        server, url = serve_http(*args, **kwargs)
+        started.append(server)
+        return server, url
+
+    yield start
+    for server in started:
+        server.kill()
+        server.wait()
+
+
 def _segments(dataset):
     return sorted(dataset.values(contract.LIVE_SEGMENT_FIELD))
 
@@ -46,15 +62,15 @@ def _assert_index_matches_dataset(dataset):
     assert store.sync_index(dataset, contract.PERSON_INDEX_KEY, contract.PERSONS_FIELD) == (0, 0)
 
 
-def test_a_stream_that_drops_is_reconnected_and_indexed_segment_by_segment(dataset, test_root, walk, tiny_siglip):
+def test_a_stream_that_drops_is_reconnected_and_indexed_segment_by_segment(dataset, test_root, walk, tiny_siglip, serve):
     truth, detector = walk
     port = free_port()
-    first, _ = serve_http(truth.filepath, port=port, duration=3.0)
+    first, _ = serve(truth.filepath, port=port, duration=3.0)
 
     def come_back():  # the server dies after 3 s; a new one serves the rest on the same port a second later
         first.wait()
         time.sleep(1.0)
-        come_back.server = serve_http(truth.filepath, port=port, start_seconds=3.0)[0]
+        come_back.server = serve(truth.filepath, port=port, start_seconds=3.0)[0]
 
     threading.Thread(target=come_back, daemon=True).start()
     add_watchlist(dataset, "everyone", QUERY, threshold=-1.0)
@@ -92,7 +108,7 @@ def test_a_stream_that_drops_is_reconnected_and_indexed_segment_by_segment(datas
 
 
 @pytest.mark.slow
-def test_a_watchlist_alerts_when_the_described_person_appears(dataset, test_root, walk, finetuned_siglip):
+def test_a_watchlist_alerts_when_the_described_person_appears(dataset, test_root, walk, finetuned_siglip, serve):
     import cv2
 
     from person_finder.core.search.gallery import shared_matcher
@@ -110,7 +126,7 @@ def test_a_watchlist_alerts_when_the_described_person_appears(dataset, test_root
     assert target > other
     add_watchlist(dataset, "red-blue", QUERY, threshold=float((target + other) / 2))
     add_watchlist(dataset, "nobody", "a person in a yellow dress", threshold=0.99)
-    server, url = serve_http(truth.filepath)
+    server, url = serve(truth.filepath)
     with WebhookReceiver() as hook:
         summary = run_live(dataset, url, os.path.join(test_root, "live", dataset.name), matcher=finetuned_siglip,
                            detector=detector, segment_seconds=2.0, webhook_url=hook.url, **FAST)
@@ -143,13 +159,13 @@ run_live(fo.load_dataset({name!r}), {url!r}, {media!r}, matcher={matcher!r},
 """
 
 
-def test_kill_9_loses_at_most_the_segment_in_flight_and_a_restart_resumes(dataset, test_root, walk, tiny_siglip):
+def test_kill_9_loses_at_most_the_segment_in_flight_and_a_restart_resumes(dataset, test_root, walk, tiny_siglip, serve):
     import shutil
 
     truth, detector = walk
     dataset.persistent = True
     media = os.path.join(test_root, "live", dataset.name)
-    server, url = serve_http(truth.filepath)
+    server, url = serve(truth.filepath)
     child = subprocess.Popen([sys.executable, "-c", CHILD.format(name=dataset.name, url=url, media=media,
                                                                  matcher=tiny_siglip, video=truth.filepath)])
     deadline = time.time() + 120
@@ -172,10 +188,9 @@ def test_kill_9_loses_at_most_the_segment_in_flight_and_a_restart_resumes(datase
     dataset.set_values(contract.PERSON_TRACKS_FIELD, {unindexed.id: None}, key_field="id")
     old_tracks = dataset.bounds("frames.persons.detections.index")[1]
 
-    server, url = serve_http(truth.filepath)
+    _, url = serve(truth.filepath)
     summary = run_live(dataset, url, media, matcher=tiny_siglip, detector=detector, segment_seconds=1.0,
                        max_segments=2, **FAST)
-    server.kill()
 
     assert summary["resumed_segments"] == 2  # the orphan file and the unindexed sample
     after = _segments(dataset)
@@ -189,7 +204,7 @@ def test_kill_9_loses_at_most_the_segment_in_flight_and_a_restart_resumes(datase
     _assert_index_matches_dataset(dataset)
 
 
-def test_operators_start_watch_and_stop_a_live_job(dataset, test_root, walk, tiny_siglip, tiny_yolo):
+def test_operators_start_watch_and_stop_a_live_job(dataset, test_root, walk, tiny_siglip, tiny_yolo, serve):
     truth, _ = walk
     watch = URI + "manage_watchlist"
     foo.execute_operator(watch, ctx=dict(view=dataset.view(), params={
@@ -204,7 +219,7 @@ def test_operators_start_watch_and_stop_a_live_job(dataset, test_root, walk, tin
     queued = foo.execute_operator(URI + "start_live_stream", ctx=dict(view=dataset.view(), request_delegation=True,
                                                                       params=params))
     assert queued.delegated
-    server, url = serve_http(truth.filepath)
+    _, url = serve(truth.filepath)
     job = {}
     thread = threading.Thread(target=lambda: job.update(foo.execute_operator(
         URI + "start_live_stream", ctx=dict(view=dataset.view(), params={**params, "source": url})).result))
@@ -216,17 +231,16 @@ def test_operators_start_watch_and_stop_a_live_job(dataset, test_root, walk, tin
     assert status["status"]["state"] == "running" and status["watchlists"][0]["name"] == "red-blue"
     foo.execute_operator(URI + "stop_live_stream", ctx=dict(view=dataset.view(), params={}))
     thread.join(timeout=30)
-    server.kill()
     assert job["reason"] == "stop requested (live store)" and "segments" in job["message"]
     assert job["segments"] == len(dataset) >= 1 and job["frames"] < truth.num_frames
     done = foo.execute_operator(URI + "live_stream_status", ctx=dict(view=dataset.view(), params={})).result
     assert done["status"]["state"] == "stopped" and done["status"]["segments"] == len(dataset)
 
 
-def test_the_command_line_stops_cleanly_on_sigterm(dataset, test_root, walk, tiny_siglip, tiny_yolo):
+def test_the_command_line_stops_cleanly_on_sigterm(dataset, test_root, walk, tiny_siglip, tiny_yolo, serve):
     truth, _ = walk
     dataset.persistent = True
-    server, url = serve_http(truth.filepath)
+    _, url = serve(truth.filepath)
     child = subprocess.Popen([sys.executable, "-m", "person_finder.core.live", "run", url, "--dataset", dataset.name,
                               "--media-dir", os.path.join(test_root, "live", dataset.name), "--matcher", tiny_siglip,
                               "--detector", tiny_yolo, "--segment-seconds", "1"],
@@ -237,7 +251,6 @@ def test_the_command_line_stops_cleanly_on_sigterm(dataset, test_root, walk, tin
         dataset.reload()
     child.send_signal(signal.SIGTERM)
     out, err = child.communicate(timeout=30)
-    server.kill()
     assert child.returncode == 0, err[-2000:]
     assert '"reason": "stop requested (signal)"' in out
     dataset.reload()
