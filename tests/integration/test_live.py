@@ -270,3 +270,31 @@ def test_bad_input_is_refused_before_anything_is_written(dataset, test_root, tin
             run_live(empty, "udp://127.0.0.1:5000", media, matcher=tiny_siglip, **options)
     assert len(empty) == 0 and live_store(empty).get(contract.LIVE_STATUS_KEY) is None
     empty.delete()
+
+
+def test_corrupt_packets_and_a_resolution_change_do_not_stop_indexing(dataset, test_root, walk, tiny_siglip):
+    truth, detector = walk
+    folder = os.path.join(test_root, "live", dataset.name)
+    os.makedirs(folder)
+    parts = []
+    for size, start in (("320x180", 0), ("240x136", 3)):  # the picture shrinks half-way
+        parts.append(os.path.join(folder, f"{size}.ts"))
+        subprocess.run([synthetic.ffmpeg_binary(), "-loglevel", "error", "-ss", str(start), "-t", "3", "-i",
+                        truth.filepath, "-vf", f"scale={size.replace('x', ':')}", "-c:v", "libx264", "-g", "15",
+                        "-f", "mpegts", parts[-1]], check=True)
+    data = bytearray(b"".join(open(p, "rb").read() for p in parts))
+    rng = np.random.default_rng(0)
+    for offset in rng.integers(len(data) // 10, len(data) * 9 // 10, size=20):  # garbage in 20 places
+        data[offset:offset + 188] = rng.integers(0, 256, 188, dtype=np.uint8).tobytes()
+    stream = os.path.join(folder, "damaged.ts")
+    with open(stream, "wb") as f:
+        f.write(data)
+
+    summary = run_live(dataset, stream, os.path.join(folder, "segments"), matcher=tiny_siglip, detector=detector,
+                       segment_seconds=2.0, **FAST)
+
+    assert summary["reason"] == "end of file" and summary["frames"] >= 150, summary
+    assert None not in dataset.values(contract.PERSON_TRACKS_FIELD)
+    assert set(dataset.values("metadata.frame_width")) == {320}  # the decoder scales a new size to the first
+    assert dataset.count("frames.persons.detections") > 0
+    _assert_index_matches_dataset(dataset)
