@@ -2,7 +2,8 @@
 
 A source is anything OpenCV's FFmpeg backend opens (``rtsp://``, ``http://``,
 ``udp://``, ``tcp://``, a file), a camera index (``"0"``), or a growing file
-(``follow=True``: at its end the reader waits for more). The reader thread
+(``follow=True``: reads wait at its end for more, FFmpeg's ``follow`` option;
+a pause longer than the stall time reopens it and skips what was read). The reader thread
 decodes while the caller detects, and hands over, through a bounded queue:
 :class:`Frame` items, :class:`Gap` items (the stream stalled or dropped, and
 came back after reconnecting with exponential backoff), and one final
@@ -19,6 +20,7 @@ Example::
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import logging
 import os
@@ -103,6 +105,31 @@ def check_source(source):
                          f"or file, a camera index, or a file path")
 
 
+_CAPTURE_OPTIONS_LOCK = threading.Lock()
+
+
+@contextlib.contextmanager
+def _following(follow):
+    """Open a file with FFmpeg's ``follow`` option (reads wait at its end for more; the stall timeout ends them).
+
+    OpenCV reads FFmpeg options from ``OPENCV_FFMPEG_CAPTURE_OPTIONS`` when it
+    opens a capture; it is set only for that moment.
+    """
+    if not follow:
+        yield
+        return
+    with _CAPTURE_OPTIONS_LOCK:
+        previous = os.environ.get("OPENCV_FFMPEG_CAPTURE_OPTIONS")
+        os.environ["OPENCV_FFMPEG_CAPTURE_OPTIONS"] = "follow;1"
+        try:
+            yield
+        finally:
+            if previous is None:
+                os.environ.pop("OPENCV_FFMPEG_CAPTURE_OPTIONS")
+            else:
+                os.environ["OPENCV_FFMPEG_CAPTURE_OPTIONS"] = previous
+
+
 class StreamReader:
     """Decode ``source`` in a background thread; iterate to get :class:`Frame` / :class:`Gap` / :class:`End`.
 
@@ -181,9 +208,10 @@ class StreamReader:
         if is_camera(self.source):
             capture = cv2.VideoCapture(int(self.source))
         else:
-            capture = cv2.VideoCapture(self.source, cv2.CAP_FFMPEG, [
-                cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, int(self.open_timeout * 1000),
-                cv2.CAP_PROP_READ_TIMEOUT_MSEC, int(self.stall_seconds * 1000)])
+            with _following(self.follow and is_local_file(self.source)):
+                capture = cv2.VideoCapture(self.source, cv2.CAP_FFMPEG, [
+                    cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, int(self.open_timeout * 1000),
+                    cv2.CAP_PROP_READ_TIMEOUT_MSEC, int(self.stall_seconds * 1000)])
         if not capture.isOpened():
             capture.release()
             return None

@@ -298,3 +298,21 @@ def test_corrupt_packets_and_a_resolution_change_do_not_stop_indexing(dataset, t
     assert set(dataset.values("metadata.frame_width")) == {320}  # the decoder scales a new size to the first
     assert dataset.count("frames.persons.detections") > 0
     _assert_index_matches_dataset(dataset)
+
+
+def test_a_growing_recording_is_followed_as_it_is_written(dataset, test_root, walk, tiny_siglip):
+    truth, detector = walk
+    folder = os.path.join(test_root, "live", dataset.name)
+    os.makedirs(folder)
+    recording = os.path.join(folder, "recording.ts")
+    writer = subprocess.Popen([synthetic.ffmpeg_binary(), "-loglevel", "error", "-re", "-i", truth.filepath, "-t", "4",
+                               "-c:v", "libx264", "-g", "15", "-f", "mpegts", recording])
+    try:
+        while not os.path.exists(recording) or os.path.getsize(recording) < 20_000:
+            time.sleep(0.1)
+        summary = run_live(dataset, recording, os.path.join(folder, "segments"), matcher=tiny_siglip,
+                           detector=detector, segment_seconds=2.0, follow=True, **FAST)
+    finally:
+        writer.kill()
+    assert 110 <= summary["frames"] <= 120 and summary["video_seconds"] >= 3.6, summary  # 4 s, nothing read twice
+    assert _segments(dataset)[:2] == [1, 2] and None not in dataset.values(contract.PERSON_TRACKS_FIELD)
