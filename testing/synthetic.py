@@ -21,11 +21,12 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import shutil
 import subprocess
 
 import numpy as np
 from PIL import Image, ImageDraw
+
+from ..core.live.segments import ffmpeg_binary
 
 #: RGB values of the colour names used by specs, descriptions and attributes.
 COLORS = {
@@ -466,13 +467,6 @@ def true_person(videos, filepath, frame_number, box):
             return people[person]
     raise ValueError(f"no true person at frame {frame_number} of {filepath} with box {box}")
 
-
-def ffmpeg_binary():
-    """Path of ffmpeg, or a clear error saying how to install it."""
-    path = shutil.which("ffmpeg")
-    if path is None:
-        raise RuntimeError("ffmpeg is not installed; install it with `apt-get install ffmpeg`")
-    return path
 
 
 def write_video(path, specs, num_frames=90, width=1280, height=720, fps=30.0, seed=0):

@@ -40,11 +40,12 @@ def segment_number(path):
 
 
 def ffmpeg_binary():
+    """Path of ffmpeg, or a clear error saying how to install it."""
     import shutil
 
     path = shutil.which("ffmpeg")
     if path is None:
-        raise RuntimeError("ffmpeg is not installed; live segments are encoded with it (apt-get install ffmpeg)")
+        raise RuntimeError("ffmpeg is not installed; install it with `apt-get install ffmpeg`")
     return path
 
 
