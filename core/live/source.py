@@ -208,9 +208,12 @@ class StreamReader:
         if is_camera(self.source):
             capture = cv2.VideoCapture(int(self.source))
         else:
-            with _following(self.follow and is_local_file(self.source)):
+            following = self.follow and is_local_file(self.source)
+            # a followed file opens at once when it has data; waiting longer only means nothing new came
+            open_timeout = min(self.open_timeout, self.stall_seconds) if following else self.open_timeout
+            with _following(following):
                 capture = cv2.VideoCapture(self.source, cv2.CAP_FFMPEG, [
-                    cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, int(self.open_timeout * 1000),
+                    cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, int(open_timeout * 1000),
                     cv2.CAP_PROP_READ_TIMEOUT_MSEC, int(self.stall_seconds * 1000)])
         if not capture.isOpened():
             capture.release()
