@@ -88,7 +88,12 @@ class SegmentEncoder:
 
 
 def leftover_files(folder, known_numbers):
-    """``(unfinished part files, finished segment files whose number is not in known_numbers)`` in ``folder``."""
+    """``(unfinished part files, finished segment files whose number is not in known_numbers)`` in ``folder``.
+
+    Example::
+
+        parts, orphans = leftover_files("/data/live", known_numbers={1, 2, 3})
+    """
     parts = sorted(glob.glob(os.path.join(folder, "segment_*" + contract.LIVE_PART_SUFFIX)))
     finished = [p for p in sorted(glob.glob(os.path.join(folder, "segment_*.mp4")))
                 if p not in parts and segment_number(p) is not None and segment_number(p) not in known_numbers]

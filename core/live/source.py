@@ -87,11 +87,17 @@ def is_camera(source):
 
 
 def is_local_file(source):
+    """True for a file path (no ``scheme://``, not a camera index), e.g. ``/data/cam1.ts``."""
     return not is_camera(source) and "://" not in str(source)
 
 
 def check_source(source):
-    """Raise ``ValueError`` unless ``source`` is a stream URL, a camera index or an existing file."""
+    """Raise ``ValueError`` unless ``source`` is a stream URL, a camera index or an existing file.
+
+    Example::
+
+        check_source("rtsp://cam.local/live")   # fine; check_source("ftp://x") raises, naming the schemes allowed
+    """
     text = str(source).strip() if source is not None else ""
     if not text:
         raise ValueError("a live source is needed: a stream URL (rtsp://, http://, udp://, tcp://, file path) "

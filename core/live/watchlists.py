@@ -92,7 +92,14 @@ def list_alerts(dataset, watchlist=None, limit=None):
 
 
 class WatchlistScorer:
-    """The watchlists' text vectors, refreshed when the saved list changes; scores new embeddings."""
+    """The watchlists' text vectors, refreshed when the saved list changes; scores new embeddings.
+
+    Example::
+
+        scorer = WatchlistScorer(matcher)
+        scorer.refresh(list_watchlists(dataset))
+        scorer.matches(crop_vectors)     # [(row, watchlist, cosine), ...] at or above each threshold
+    """
 
     def __init__(self, matcher):
         from ..models.onnx import query_encoder
@@ -132,6 +139,12 @@ class WebhookSender:
     A full queue (``WEBHOOK_QUEUE`` records waiting: the endpoint is slow or
     down) drops the record and counts it; each request gets
     ``WEBHOOK_TIMEOUT_S``. The URL is never logged in full (it may hold a token).
+
+    Example::
+
+        hook = WebhookSender("http://127.0.0.1:8080/alerts")
+        hook.send({"watchlist": "red-blue", "track_id": 7})
+        hook.close()          # hook.counts: {"sent": 1, "failed": 0, "dropped": 0}
     """
 
     def __init__(self, url, timeout=defaults.WEBHOOK_TIMEOUT_S, queue_size=defaults.WEBHOOK_QUEUE):
@@ -181,7 +194,12 @@ class WebhookSender:
 
 
 def save_crop(path, bgr_frame, box, height=defaults.ALERT_CROP_HEIGHT):
-    """Save the ``[x1, y1, x2, y2]`` crop of a BGR frame as a JPEG ``height`` pixels tall; returns ``path``."""
+    """Save the ``[x1, y1, x2, y2]`` crop of a BGR frame as a JPEG ``height`` pixels tall; returns ``path``.
+
+    Example::
+
+        save_crop("/data/live/alerts/track_7.jpg", frame, [40, 10, 120, 230])
+    """
     import os
 
     from PIL import Image
