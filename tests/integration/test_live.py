@@ -1,7 +1,6 @@
 """Live streams served by ffmpeg on 127.0.0.1: segments indexed as they arrive, tracks across cuts, a drop and a
 reconnect, watchlist alerts with webhooks, kill -9 and resume, and the operators."""
 
-import collections
 import os
 import signal
 import subprocess
@@ -62,7 +61,8 @@ def _assert_index_matches_dataset(dataset):
     assert store.sync_index(dataset, contract.PERSON_INDEX_KEY, contract.PERSONS_FIELD) == (0, 0)
 
 
-def test_a_stream_that_drops_is_reconnected_and_indexed_segment_by_segment(dataset, test_root, walk, tiny_siglip, serve):
+def test_a_stream_that_drops_is_reconnected_and_indexed_segment_by_segment(dataset, test_root, walk, tiny_siglip,
+                                                                         serve):
     truth, detector = walk
     port = free_port()
     first, _ = serve(truth.filepath, port=port, duration=3.0)
