@@ -13,7 +13,7 @@ import fiftyone.operators as foo
 import fiftyone.operators.types as types
 
 from ..core import contract, defaults
-from .session_compat import fill_label_type
+from .session_compat import fill_label_type, open_sample
 
 RESULT_COLUMNS = 4
 
@@ -166,12 +166,12 @@ class PersonSearchPanel(foo.Panel):
     def _open(self, ctx, row, field):
         if row.get("frame_number") is None:
             fill_label_type()  # else a Python session resets the App 10 s later (FiftyOne 1.22 bug)
-            ctx.ops.open_sample(id=row["sample_id"])
+            open_sample(ctx, row["sample_id"])  # with the fields added since the page loaded
             ctx.ops.set_selected_labels([{"label_id": row["label_id"], "sample_id": row["sample_id"],
                                           "field": field}])
         else:
             clip = ctx.view.first()
-            ctx.ops.open_sample(id=clip.id)
+            open_sample(ctx, clip.id)
             first, last = clip.support
             ctx.ops.notify(f"Track {row['track_id']} of {_file(row)}: frames {first}-{last}")
         ctx.ops.set_active_fields(_shown_fields(row, field))  # now for the sample modal
