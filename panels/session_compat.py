@@ -6,7 +6,6 @@
 
 Selected labels
 ---------------
-
 The App's ``set_selected_labels`` operation drops the labels' ``type``, the
 server's ``SelectedLabel`` input defaults it to ``None`` and sends
 ``"type": null`` to every listener. A Python session (``fiftyone app launch``,
@@ -18,6 +17,11 @@ and pushes its stale state, which closes the sample and resets the view.
 (``"default"``) instead of ``null``. It wraps the ``dict_factory`` the
 server's event streams serialize with, in the App server process only, and
 leaves every other value untouched. Remove it once FiftyOne sends a type.
+Re-checked on FiftyOne 1.22.1 (2026-12-07), results opened through
+:func:`open_sample`: without it, a ``fiftyone app launch`` session logged
+"Could not connect session" and closed the opened image 9 s after the click,
+the grid back to the whole dataset; with it, the image stayed open 25 s with
+the person selected. Still needed.
 
 Example::
 
