@@ -141,3 +141,27 @@ def test_more_like_this_ranks_that_persons_other_images_first_and_relabels(datas
     assert set(dataset.values("persons.detections.probability", unwind=True)) == {None}
     with pytest.raises(ValueError, match="k must be"):
         run_example(dataset, example, k=0)
+
+
+def test_more_like_this_in_videos_ranks_tracks_and_names_the_track(dataset, test_root, finetuned_siglip):
+    from person_finder.core.identities.examples import run_example
+    from person_finder.testing.people_training import held_out_specs
+
+    videos = synthetic.write_camera_videos(os.path.join(test_root, "panel-like-videos", dataset.name),
+                                           held_out_specs()[:3], cameras=3, num_frames=24)
+    dataset.add_samples([truth.to_sample() for truth, _ in videos.values()])
+    index_persons(dataset, matcher=finetuned_siglip, detections_field="ground_truth")
+    rows = rank_persons(dataset, QUERY, k=None)
+
+    def person(row):
+        return synthetic.true_person(videos, row["filepath"], row["frame_number"], row["bounding_box"])
+
+    example = rows[0]
+    result = run_example(dataset, example, contract.PERSON_INDEX_KEY, k=5)
+    liked = result["rows"]
+    assert result["query"] == f"more like track {example['track_id']} of {os.path.basename(example['filepath'])}"
+    tracks = [(r["sample_id"], r["track_id"]) for r in liked]
+    assert len(tracks) == len(set(tracks)) == len(rows) - 1  # one row per track, the example's own left out
+    assert (example["sample_id"], example["track_id"]) not in tracks
+    assert person(liked[0]) == person(example)  # each person is in two of the videos: the other one first
+    assert all(r["frame_number"] is not None and _decode(r["crop"]) for r in liked)
