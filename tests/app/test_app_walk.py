@@ -2,11 +2,12 @@
 
 1. ``fiftyone app launch`` (a Python session follows the App): operator browser -> index persons with bad
    inputs first (a missing matcher, delegation in a stock App), then from the panel (immediate; result shown,
-   panel updates) -> panel query (grid labels agree, matches in their colour, scores filterable) -> open an
-   image result (person selected, still open 20 s later) -> threshold, recent query -> more like this on a result
+   panel updates, no page reload) -> panel query (grid labels agree, matches in their colour, scores filterable)
+   -> open an image result (the new ``persons`` in the modal, person selected, still open 20 s later) -> threshold, recent query -> more like this on a result
    card (that person's other images first, the grid relabelled) -> show all -> k = 0.
 2. The App server alone with scheduling enabled and a ``fiftyone delegated launch`` worker: index a video
-   delegated -> the panel reports the job -> query -> open a video result (its track's clip, no error).
+   delegated -> the panel reports the job -> query -> open a video result (its track's clip with that track's
+   boxes, no error).
 
 Each step saves a screenshot under the artifacts dir (``walk-session-*.png``, ``walk-server-*.png``).
 """
