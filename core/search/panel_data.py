@@ -70,12 +70,34 @@ def run_query(samples, query, brain_key, k=defaults.TOP_K, threshold=defaults.MA
     from .query import rank_persons, search_persons
     from .validation import check_threshold
 
-    if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= defaults.PANEL_MAX_K:
-        raise ValueError(f"k must be a whole number from 1 to {defaults.PANEL_MAX_K}, got {k!r}")
+    check_k(k)
     check_threshold(threshold, "cosine")  # NaN and out-of-range values would match no one, silently
     everyone = rank_persons(samples, query, brain_key=brain_key, k=None)
     if label:
         search_persons(samples, query, brain_key=brain_key, threshold=threshold)
+    return ranked_result(everyone, k, threshold, bins, crop_height)
+
+
+def check_k(k):
+    """Raise unless ``k`` (results shown) is a whole number from 1 to ``defaults.PANEL_MAX_K``.
+
+    Example::
+
+        check_k(25)                                      # fine; check_k(0) raises ValueError
+    """
+    if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= defaults.PANEL_MAX_K:
+        raise ValueError(f"k must be a whole number from 1 to {defaults.PANEL_MAX_K}, got {k!r}")
+
+
+def ranked_result(everyone, k, threshold, bins=defaults.PANEL_HISTOGRAM_BINS, crop_height=defaults.PANEL_CROP_HEIGHT):
+    """The panel's result from all ranked rows: the top ``k`` with rank, match and crop; the histogram of all.
+
+    Returns ``{"rows", "histogram", "above", "total"}`` (see :func:`run_query`).
+
+    Example::
+
+        ranked_result(rank_persons(dataset, "red top", k=None), k=10, threshold=0.1)
+    """
     histogram = score_histogram([r["similarity"] for r in everyone], threshold, bins)
     rows = [dict(r, rank=i + 1, match=r["similarity"] >= threshold) for i, r in enumerate(everyone[:int(k)])]
     for row, crop in zip(rows, person_crops(rows, crop_height)):

@@ -111,7 +111,7 @@ def rank_persons(samples, query, brain_key=contract.PERSON_INDEX_KEY, k=defaults
 
 
 def search_persons(samples, query, brain_key=contract.PERSON_INDEX_KEY, threshold=None,
-                   threshold_type="cosine", k=None, on_progress=None):
+                   threshold_type="cosine", k=None, on_progress=None, query_name=None):
     """Score every indexed person against ``query`` and write the results; returns a sorted view.
 
     Writes ``similarity`` / ``probability`` on each person, the label
@@ -126,8 +126,10 @@ def search_persons(samples, query, brain_key=contract.PERSON_INDEX_KEY, threshol
     overwrites these fields; the query and threshold behind the labels are
     recorded (:func:`core.search.last_search`), the score fields declared
     (sidebar filters) and matches coloured apart in the dataset's saved
-    color scheme. Returns ``samples`` sorted by
-    ``person_similarity`` (best first), limited to ``k`` samples if given.
+    color scheme. ``query`` may also be an image embedding (query by
+    example); ``query_name`` is what the record calls it (default: the text).
+    Returns ``samples`` sorted by ``person_similarity`` (best first), limited
+    to ``k`` samples if given.
 
     Example::
 
@@ -154,28 +156,39 @@ def search_persons(samples, query, brain_key=contract.PERSON_INDEX_KEY, threshol
     write_person_scores(dataset, gallery.patches_field, gallery.video,
                         [gallery.owner_ids[j] for j in rows], [gallery.label_ids[j] for j in rows],
                         {contract.SIMILARITY_ATTR: cosine[rows].tolist(),
-                         contract.PROBABILITY_ATTR: probability[rows].tolist() if probability is not None else None,
+                         contract.PROBABILITY_ATTR:  # an example's cosines have none: clear the last text's
+                             probability[rows].tolist() if probability is not None else [None] * len(rows),
                          "label": [contract.MATCH_LABEL if is_match[int(j)] else contract.PERSON_LABEL for j in rows]})
     write_sample_values(samples, {contract.SAMPLE_SIMILARITY_FIELD: {sid: best.get(sid) for sid in ids}})
     if gallery.video:
-        write_sample_values(samples, {contract.VIDEO_MATCHES_FIELD: _track_spans(gallery, people, cut, ids)})
-    record_search(dataset, gallery.patches_field, gallery.video, query=query, brain_key=brain_key,
-                  threshold=threshold, threshold_type=threshold_type, cosine_threshold=cut,
-                  matches=sum(1 for p in people if p.score >= cut), people=len(people))
+        write_sample_values(samples, {contract.VIDEO_MATCHES_FIELD: _track_spans(gallery, people, cut, ids,
+                                                                                  calibrated=probability is not None)})
+    record_search(dataset, gallery.patches_field, gallery.video, query=query_name or _name(query),
+                  brain_key=brain_key, threshold=threshold, threshold_type=threshold_type, cosine_threshold=cut,
+                  matches=sum(1 for p in people if p.score >= cut), people=len(people),
+                  by_example=probability is None)
     notify(on_progress, 1.0, "done")
     order = sorted(ids, key=lambda sid: -best[sid] if sid in best else float("inf"))
     view = samples.select(order, ordered=True)  # this query's ranking, whatever another query writes later
     return view.limit(int(k)) if k is not None else view
 
 
-def _track_spans(gallery, people, cut, ids):
-    """``{video id: TemporalDetections}``, one detection per track scoring at least ``cut``, best first."""
+def _name(query):
+    """What a search record calls ``query``: the text, or "an example" for an embedding."""
+    return query if isinstance(query, str) else "an example"
+
+
+def _track_spans(gallery, people, cut, ids, calibrated=True):
+    """``{video id: TemporalDetections}``, one detection per track scoring at least ``cut``, best first.
+
+    ``calibrated``: the scores are text-image cosines, which have a SigLIP probability.
+    """
     import fiftyone.core.labels as fol
 
     out = {sid: [] for sid in ids}
     for person in sorted(people, key=lambda p: -p.score):
         if person.sample_id in out and person.score >= cut:
-            probability = gallery.matcher.probability(person.score)
+            probability = gallery.matcher.probability(person.score) if calibrated else None
             out[person.sample_id].append(fol.TemporalDetection(
                 label=contract.MATCH_LABEL, support=[person.first, person.last], confidence=person.score,
                 index=person.track, **{contract.SIMILARITY_ATTR: person.score, contract.PROBABILITY_ATTR:
