@@ -233,15 +233,8 @@ def merge_attributes(samples, group_field=contract.PERSON_ID_FIELD, scope_field=
     for sample_id, group, doc in zip(ids, groups, docs):
         if group is not None:
             members[group].append((sample_id, doc))
-    merged = {}
-    for n, (group, views) in enumerate(members.items()):
-        seen = [(sid, *from_document(doc, schema)) for sid, doc in views if doc is not None]
-        if seen:
-            result = merge_views([v for _, v, _ in seen], [c for _, _, c in seen], schema, accessory_min_views)
-            result.conflicts = {f: {val: [seen[i][0] for i in idx] for val, idx in by.items()}
-                                for f, by in result.conflicts.items()}
-            merged[group] = result
-        notify(on_progress, 0.5 * (n + 1) / max(len(members), 1), "merging views")
+    merged = merge_groups(members, schema, accessory_min_views,
+                          lambda done: notify(on_progress, 0.5 * done / max(len(members), 1), "merging views"))
     rewritten_failures = 0
     if rewrite and merged:
         from .gemini import rewrite_descriptions
@@ -278,6 +271,29 @@ def merge_attributes(samples, group_field=contract.PERSON_ID_FIELD, scope_field=
                                 "merged_field": merged_field,
                                 "accessory_min_views": int(accessory_min_views), "rewrite": bool(rewrite)}, results)
     return {**results, "run_key": run_key}
+
+
+def merge_groups(members, schema=PersonAttributes, accessory_min_views=defaults.ACCESSORY_MIN_VIEWS, on_group=None):
+    """``{group: MergedIdentity}`` from ``{group: [(view id, stored attributes document or None)]}``.
+
+    Conflicts name the views by their ids; groups whose views have no
+    attributes are left out. ``on_group(count)`` is called after each group.
+
+    Example::
+
+        merged = merge_groups({("video", 3): [(label_id, doc), (other_id, other_doc)]})
+    """
+    merged = {}
+    for n, (group, views) in enumerate(members.items()):
+        seen = [(sid, *from_document(doc, schema)) for sid, doc in views if doc is not None]
+        if seen:
+            result = merge_views([v for _, v, _ in seen], [c for _, _, c in seen], schema, accessory_min_views)
+            result.conflicts = {f: {val: [seen[i][0] for i in idx] for val, idx in by.items()}
+                                for f, by in result.conflicts.items()}
+            merged[group] = result
+        if on_group is not None:
+            on_group(n + 1)
+    return merged
 
 
 def _writable_descriptions(samples, ids, merged_field, description_field, overwrite):
