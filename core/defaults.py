@@ -136,7 +136,7 @@ QUERY_PARSERS = ("auto", "offline", "gemini")
 QUERY_PARSER = "auto"
 #: Share of the fused score given to the attributes: (1 - w) x similarity (min-max over the ranked people) +
 #: w x how well the merged attributes satisfy the constraints (mapped to [0, 1]).
-ATTRIBUTE_WEIGHT = 0.5
+ATTRIBUTE_WEIGHT = 0.6
 #: Gemini verification of the top results: how many, and how a verdict moves the fused score.
 VERIFY_TOP_K = 10
 VERIFY_BONUS = {"yes": 1.0, "unsure": 0.0, "no": -1.0}

@@ -31,6 +31,30 @@ def _detections_fields(ctx):
     return detections_fields(ctx.dataset, exclude=[contract.PERSONS_FIELD]) if ctx.dataset else []
 
 
+def _has_attributes(ctx):
+    """Whether the persons carry merged attributes (attribute_indexed_persons ran): then constraints apply."""
+    prefix = "frames." if _is_video(ctx) else ""
+    return ctx.dataset is not None and ctx.dataset.has_field(
+        f"{prefix}{contract.PERSONS_FIELD}.detections.{contract.MERGED_ATTRIBUTES_FIELD}")
+
+
+def _parsed_query(params):
+    from ..core.attributes.constraints import format_constraints, parse_offline
+
+    query = str(params.get("query") or "").strip()
+    return format_constraints(parse_offline(query)) if query else ""
+
+
+def _constraints_check(text):
+    from ..core.attributes.constraints import read_constraints
+
+    try:
+        read_constraints(text)
+    except ValueError as e:
+        return str(e)
+    return None
+
+
 def _cosine(params):
     return params.get("threshold_type", "cosine") == "cosine"
 
@@ -92,11 +116,23 @@ class SearchPersons(PersonFinderOperator):
                           f"{defaults.MATCH_PROBABILITY} probability"),
         Param("k", "int", min=1, label="Show only the best k samples", description="Empty: every sample, best first"),
         Param("brain_key", default=contract.PERSON_INDEX_KEY, label="Index name (brain key)"),
+        Param("constraints", default=_parsed_query, label="Attribute constraints (parsed from the query; edit freely)",
+              description="attribute=value pairs, e.g. 'upper_colors=red, backpack=no'; empty: similarity only",
+              when=_has_attributes, check=_constraints_check),
+        Param("attribute_weight", "float", default=defaults.ATTRIBUTE_WEIGHT, min=0.0, max=1.0,
+              label="Weight of the attributes", description="0: similarity only; 1: attributes only",
+              when=_has_attributes),
+        Param("hard", "bool", default=False, label="Hard filters",
+              description="Leave out people whose known attributes contradict a constraint (unknown never does)",
+              when=_has_attributes),
     )
 
     def run(self, ctx, query, **params):
+        from ..core.attributes.constraints import read_constraints
         from ..core.search import saved_color_scheme, search_persons
 
+        if "constraints" in params:
+            params["constraints"] = read_constraints(params["constraints"])
         view = search_persons(ctx.target_view(), query, on_progress=progress_reporter(ctx), **params)
         ctx.ops.reload_dataset()  # the score fields are new to the App's schema (sidebar filters)
         ctx.trigger("set_color_scheme", params=saved_color_scheme(ctx.dataset))  # match colours now
