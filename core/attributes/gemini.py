@@ -209,6 +209,7 @@ class GeminiCaller:
         from google.genai import types
 
         self._types = types
+        self._key = api_key  # only to keep it out of messages
         self._client = genai.Client(api_key=api_key, http_options=types.HttpOptions(
             base_url=base_url, timeout=int(timeout_s * 1000),
             client_args={"event_hooks": _guard_body(float(timeout_s), int(max_answer_bytes))}))
@@ -328,6 +329,26 @@ def run_calls(caller, jobs, make_parts, schema, concurrency, on_result, stop=Non
             raise
     if fatal is not None:
         raise fatal
+
+
+def calls_until_refused(caller, jobs, make_parts, schema, concurrency, on_result):
+    """:func:`run_calls`, returning None, or the message of a refusal (400 / 401 / 403 / 404) that stopped it.
+
+    The message names what to fix and never holds the key.
+
+    Example::
+
+        stopped = calls_until_refused(caller, jobs, make_parts, Verdict, 8, on_result)
+        if stopped:
+            raise GeminiRequestRefused(stopped)
+    """
+    try:
+        run_calls(caller, jobs, make_parts, schema, concurrency, on_result)
+    except Exception as exc:
+        if not _is_fatal(exc):
+            raise
+        return _refusal(exc, caller.model, caller._key)
+    return None
 
 
 def image_bytes(path):
@@ -481,12 +502,8 @@ def attribute_calls(samples, jobs, writer, api_key, model=defaults.GEMINI_MODEL,
 
     stopped = None
     try:
-        run_calls(caller, jobs, lambda job: image_parts([p for _, p in job], texts[len(job)]), schema,
-                  concurrency, on_result)
-    except Exception as exc:
-        if not _is_fatal(exc):
-            raise
-        stopped = _refusal(exc, model, api_key)
+        stopped = calls_until_refused(caller, jobs, lambda job: image_parts([p for _, p in job], texts[len(job)]),
+                                      schema, concurrency, on_result)
     finally:
         try:
             writer.close()

@@ -24,7 +24,6 @@ Example::
 
 from __future__ import annotations
 
-import os
 from collections import defaultdict
 
 import numpy as np
@@ -90,51 +89,6 @@ def group_key(person, group_by):
     return ("person", person["label_id"])
 
 
-def crop_files(persons, folder):
-    """Write each person's crop as ``<folder>/<label id>.jpg`` once (kept for later runs); ``{label id: path}``.
-
-    Persons whose image or frame cannot be read are left out.
-
-    Example::
-
-        paths = crop_files(keyframes, "/data/crops/my-videos")
-    """
-    from PIL import Image
-
-    from ..models.images import crop_relative, read_rgb_array
-    from ..search.tracking import frames_at
-
-    os.makedirs(folder, exist_ok=True)
-    paths, todo = {}, defaultdict(list)
-    for person in persons:
-        path = os.path.join(folder, f"{person['label_id']}.jpg")
-        if os.path.exists(path):
-            paths[person["label_id"]] = path
-        else:
-            todo[person["filepath"]].append((person, path))
-    for filepath, members in todo.items():
-        try:
-            if members[0][0]["frame_number"] is None:
-                images = {None: read_rgb_array(filepath)}
-            else:
-                images = frames_at(filepath, {p["frame_number"] for p, _ in members})
-        except (OSError, IOError):
-            continue
-        for person, path in members:
-            image = images.get(person["frame_number"])
-            if image is not None:
-                Image.fromarray(np.ascontiguousarray(crop_relative(image, person["box"]))).save(path, quality=95)
-                paths[person["label_id"]] = path
-    return paths
-
-
-def default_crop_folder(dataset):
-    """Where a dataset's person crops are cached: ``<FiftyOne default dataset dir>/person_finder_crops/<name>``."""
-    import fiftyone as fo
-
-    return os.path.join(fo.config.default_dataset_dir, "person_finder_crops", dataset.name)
-
-
 def _index_matcher(samples, brain_key):
     from ..search.gallery import checked_index, shared_matcher
 
@@ -165,6 +119,7 @@ def _zero_shot(samples, todo, writer, brain_key, matcher, min_confidence, batch_
 
 def _gemini(samples, todo, writer, crop_folder, api_key, run_key, on_progress, gemini_kwargs):
     from ..attributes.gemini import attribute_calls
+    from ..search.crops import crop_files
 
     notify(on_progress, 0.05, "cutting crops")
     paths = crop_files(todo, crop_folder)
@@ -272,6 +227,8 @@ def attribute_persons(samples, provider=defaults.ATTRIBUTES_PROVIDER, group_by=d
             summary = _zero_shot(samples, todo, writer, brain_key, matcher, min_confidence, int(chunk_size),
                                  on_progress)
         else:
+            from ..search.crops import default_crop_folder
+
             crop_folder = crop_folder or default_crop_folder(samples._root_dataset)
             summary = _gemini(samples, todo, writer, crop_folder, api_key, run_key, on_progress, gemini_kwargs)
         persons = indexed_persons(samples, persons_field)  # with what was just written

@@ -9,7 +9,8 @@ import pytest
 
 from person_finder.core import contract
 from person_finder.core.attributes.constraints import parse_query, parse_with_gemini
-from person_finder.core.identities.attributes import attribute_persons, crop_files, indexed_persons
+from person_finder.core.identities.attributes import attribute_persons, indexed_persons
+from person_finder.core.search.crops import crop_files
 from person_finder.core.search import index_persons, rank_persons, search_persons
 from person_finder.testing import synthetic
 from person_finder.testing.fake_gemini import FAST_CLIENT, TEST_API_KEY, image_key, spec_answer
@@ -139,3 +140,81 @@ def test_search_operator_shows_the_parse_and_uses_the_edited_constraints(dataset
     with pytest.raises(Exception, match="not allowed"):
         foo.execute_operator(uri, ctx=dict(view=dataset.view(), params={
             "query": query, "constraints": "upper_colors=teal"})).raise_exceptions()
+
+
+def _verifier(fake, upper_color):
+    """Answer verification prompts like a perfect model for 'a <upper_color> top'."""
+    def respond(images, text):
+        if "Does the person in this image match" not in text:
+            return None
+        seen = fake.answers[images[0]]["upper_colors"][0]
+        return {"match": "yes"} if seen == upper_color else {"match": "no", "failed_constraint": "upper_colors"}
+    return respond
+
+
+def test_verification_is_estimated_cached_written_and_reranks(dataset, attributed, fake, test_root):
+    from person_finder.core.search.verify import verify_persons
+
+    folder = os.path.join(test_root, "fused-crops", dataset.name)
+    target_label, target = list(attributed.items())[-1]
+    fake.responder = _verifier(fake, target.upper_color)
+    query, before = f"someone in a {target.upper_color} top", fake.count()
+    dry = verify_persons(dataset, query, k=6, dry_run=True)  # no key needed to estimate
+    assert dry["calls"] == 6 and dry["estimated_cost_usd"] > 0 and fake.count() == before
+    out = verify_persons(dataset, query, k=6, crop_folder=folder, base_url=fake.base_url, **FAST_CLIENT)
+    assert out["verified"] == 6 and out["failed"] == 0 and fake.count() - before == 6
+    assert out["rows"][0]["label_id"] == target_label and out["rows"][0]["verification"]["match"] == "yes"
+    assert [r["verification"]["match"] for r in out["rows"][1:]] == ["no"] * 5
+    assert {r["verification"]["failed_constraint"] for r in out["rows"][1:]} == {"upper_colors"}
+    dets = {d.id: d for s in dataset for d in s.persons.detections}
+    assert dets[target_label][contract.VERIFICATION_ATTR]["match"] == "yes"
+    assert dets[target_label][contract.VERIFICATION_ATTR]["query"] == query
+    again = verify_persons(dataset, query, k=6, crop_folder=folder, base_url=fake.base_url, **FAST_CLIENT)
+    assert fake.count() - before == 6 and again["cached"] == 6  # answered from the cache
+    assert [r["label_id"] for r in again["rows"]] == [r["label_id"] for r in out["rows"]]
+    assert verify_persons(dataset, query, k=6, dry_run=True)["calls"] == 0
+    assert dataset.load_run_results(contract.VERIFY_RUN_KEY).cached == 6
+
+
+def test_verification_under_faults_ends_every_candidate_and_resumes(dataset, attributed, fake, test_root):
+    from person_finder.core.search.verify import verify_persons
+
+    folder = os.path.join(test_root, "fused-crops", dataset.name)
+    target = list(attributed.values())[0]
+    fake.responder = _verifier(fake, target.upper_color)
+    fake.hang_s = 1.5
+    keys = list(fake.answers)
+    plan = {0: ["429", "429"], 1: ["500", "503", "500"], 2: ["timeout", "timeout", "timeout"], 3: ["malformed"],
+            4: ["malformed", "malformed", "malformed"]}
+    for i, faults in plan.items():
+        fake.faults[keys[i]] = list(faults)
+    query = f"a {target.upper_color} top"
+    out = verify_persons(dataset, query, k=6, crop_folder=folder, base_url=fake.base_url,
+                         **{**FAST_CLIENT, "timeout_s": 0.5})
+    assert out["verified"] == 3 and out["failed"] == 3 and out["rate_limited"] == 2
+    ends = [r["verification"] for r in out["rows"]]
+    assert all(("match" in v) != ("error" in v) for v in ends)  # each verified xor an error
+    errors = sorted(v["error"] for v in ends if "error" in v)
+    assert any("503" in e or "500" in e for e in errors) and all("after 3 attempts" in e for e in errors)
+    assert [r["verification"].get("match") for r in out["rows"]][-1] in ("no", None)
+    before = fake.count()
+    again = verify_persons(dataset, query, k=6, crop_folder=folder, base_url=fake.base_url, **FAST_CLIENT)
+    assert fake.count() - before == 3 and again["cached"] == 3 and again["verified"] == 3  # only the failed
+    assert all("match" in r["verification"] for r in again["rows"])
+
+
+def test_verification_refusal_stops_and_keeps_the_finished(dataset, attributed, fake, test_root, caplog):
+    from person_finder.core.attributes.gemini import GeminiRequestRefused
+    from person_finder.core.search.verify import verify_persons
+
+    folder = os.path.join(test_root, "fused-crops", dataset.name)
+    fake.responder = _verifier(fake, "red")
+    fake.faults["*"] = [None, None, "403"]
+    with pytest.raises(GeminiRequestRefused, match="GEMINI_API_KEY") as err:
+        verify_persons(dataset, "red top", k=6, crop_folder=folder, base_url=fake.base_url, concurrency=1,
+                       **FAST_CLIENT)
+    assert TEST_API_KEY not in str(err.value) and TEST_API_KEY not in caplog.text
+    written = [v for v in dataset.values(f"persons.detections.{contract.VERIFICATION_ATTR}", unwind=True) if v]
+    assert sum("match" in v for v in written) == 2
+    assert dataset.load_run_results(contract.VERIFY_RUN_KEY).stopped.startswith("Gemini refused")
+    assert TEST_API_KEY not in json.dumps(dataset.load_run_results(contract.VERIFY_RUN_KEY).serialize(), default=str)

@@ -9,7 +9,8 @@ from fiftyone import ViewField as F
 
 from person_finder.core import contract
 from person_finder.core.identities import link_identities
-from person_finder.core.identities.attributes import attribute_persons, crop_files, indexed_persons
+from person_finder.core.identities.attributes import attribute_persons, indexed_persons
+from person_finder.core.search.crops import crop_files
 from person_finder.core.search import index_persons
 from person_finder.testing import synthetic
 from person_finder.testing.fake_gemini import FAST_CLIENT, image_key, spec_answer
