@@ -5,7 +5,7 @@ from __future__ import annotations
 import fiftyone.operators.types as types
 
 from ..core import contract, defaults
-from .base import Param, PersonFinderOperator, progress_reporter
+from .base import Param, PersonFinderOperator, progress_reporter, warn_without_gemini_key
 
 PROVIDERS = ("gemini", "zero-shot")
 
@@ -28,10 +28,8 @@ def _sample_fields(ctx):
 
 def warn_without_key(ctx, inputs):
     """Add a warning to the form when Gemini is chosen for a real run and no key is set."""
-    if _gemini(ctx) and not ctx.params.get("dry_run") and not ctx.secrets.get(contract.GEMINI_SECRET):
-        inputs.view("no_key", types.Warning(
-            label=f"The {contract.GEMINI_SECRET} secret is not set",
-            description="Set it for this plugin (or the environment), choose zero-shot, or do a dry run"))
+    if _gemini(ctx):
+        warn_without_gemini_key(ctx, inputs)
 
 
 class GeneratePersonAttributes(PersonFinderOperator):

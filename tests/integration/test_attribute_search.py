@@ -218,3 +218,25 @@ def test_verification_refusal_stops_and_keeps_the_finished(dataset, attributed, 
     assert sum("match" in v for v in written) == 2
     assert dataset.load_run_results(contract.VERIFY_RUN_KEY).stopped.startswith("Gemini refused")
     assert TEST_API_KEY not in json.dumps(dataset.load_run_results(contract.VERIFY_RUN_KEY).serialize(), default=str)
+
+
+def test_verify_operator_shows_the_cost_then_verifies(dataset, attributed, fake, monkeypatch):
+    from fiftyone.operators.executor import ExecutionContext
+
+    uri = f"{contract.PLUGIN_NAME}/verify_persons"
+    target_label, target = list(attributed.items())[1]
+    fake.responder = _verifier(fake, target.upper_color)
+    monkeypatch.setenv(contract.GEMINI_SECRET, TEST_API_KEY)
+    monkeypatch.setenv("GOOGLE_GEMINI_BASE_URL", fake.base_url)
+    query = f"a {target.upper_color} top"
+    ctx = ExecutionContext(request_params={"dataset_name": dataset.name, "params": {"query": query, "k": 4}},
+                           operator_uri=uri, required_secrets=[contract.GEMINI_SECRET])
+    form = foo.get_operator(uri).resolve_input(ctx).to_json()["type"]["properties"]
+    assert "At most 4 Gemini calls" in form["estimate"]["view"]["label"] and "no_key" not in form
+    assert form["constraints"]["default"] == f"upper_colors={target.upper_color}"
+    before = fake.count()
+    dry = foo.execute_operator(uri, ctx=dict(view=dataset.view(), params={"query": query, "k": 4, "dry_run": True}))
+    assert dry.result["calls"] == 4 and fake.count() == before
+    out = foo.execute_operator(uri, ctx=dict(view=dataset.view(), params={"query": query, "k": 6})).result
+    assert out["yes"] == 1 and out["no"] == 5 and "1 yes" in out["message"]
+    assert dataset.load_run_results(contract.VERIFY_RUN_KEY).verified == 6
