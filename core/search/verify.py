@@ -84,6 +84,18 @@ def cache_key(model, query, constraints, label_id):
     return f"{hashlib.sha1(text.encode()).hexdigest()[:20]}-{label_id}"
 
 
+def cached_verdicts(samples, query, constraints, label_ids, model=defaults.GEMINI_MODEL):
+    """``{label id: verdict}`` already cached for ``query`` (and its constraints); sends nothing.
+
+    Example::
+
+        cached_verdicts(dataset, "red top", {"upper_colors": "red"}, [row["label_id"] for row in rows])
+    """
+    cache = _cache(samples._root_dataset)
+    found = {label_id: cache.get(cache_key(model, query, constraints or {}, label_id)) for label_id in label_ids}
+    return {label_id: verdict for label_id, verdict in found.items() if verdict is not None}
+
+
 def _write(dataset, path, verdicts):
     if verdicts:
         dataset.set_label_values(f"{path}.{contract.VERIFICATION_ATTR}", verdicts, dynamic=True)
