@@ -96,15 +96,14 @@ def _index_matcher(samples, brain_key):
     return shared_matcher(config.model_kwargs.get("name_or_path", defaults.MATCHER_MODEL))
 
 
-def _zero_shot(samples, todo, writer, brain_key, matcher, min_confidence, batch_size, on_progress):
+def _zero_shot(samples, todo, writer, brain_key, min_confidence, batch_size, on_progress):
     from ..attributes.schema import PersonAttributes
     from ..attributes.store import to_document
     from ..attributes.zero_shot import attributes_from_embeddings, prompt_embeddings
-    from ..search.gallery import shared_matcher
 
-    model = shared_matcher(matcher) if matcher else _index_matcher(samples, brain_key)
+    model = _index_matcher(samples, brain_key)  # the stored embeddings are in its space only
     prompted = prompt_embeddings(model, PersonAttributes)
-    name = str(getattr(model, "name_or_path", matcher))
+    name = str(model.name_or_path)
     for start in range(0, len(todo), batch_size):
         batch = todo[start:start + batch_size]
         vectors = np.stack([np.asarray(p["embedding"], dtype=np.float32) for p in batch])
@@ -167,14 +166,14 @@ def _write_merged(samples, path, persons, group_by, accessory_min_views):
 
 def attribute_persons(samples, provider=defaults.ATTRIBUTES_PROVIDER, group_by=defaults.PERSON_ATTRIBUTE_GROUP,
                       persons_field=contract.PERSONS_FIELD, brain_key=contract.PERSON_INDEX_KEY, overwrite=False,
-                      dry_run=False, matcher=None, min_confidence=defaults.ZERO_SHOT_MIN_CONFIDENCE,
+                      dry_run=False, min_confidence=defaults.ZERO_SHOT_MIN_CONFIDENCE,
                       accessory_min_views=defaults.ACCESSORY_MIN_VIEWS, crop_folder=None, api_key=None,
                       chunk_size=defaults.ATTRIBUTES_CHUNK_SIZE, run_key=contract.PERSON_ATTRIBUTES_RUN_KEY,
                       on_progress=None, **gemini_kwargs):
     """Attributes for the embedded persons of an indexed image / video dataset, merged per track or identity.
 
     ``provider``: "zero-shot" (from the stored crop embeddings, through the
-    index's matcher or ``matcher``) or "gemini" (``api_key`` or the
+    index's own matcher) or "gemini" (``api_key`` or the
     ``GEMINI_API_KEY`` variable; ``gemini_kwargs``: model, concurrency,
     requests_per_minute, base_url, timeout_s, max_attempts ...). ``group_by``:
     "track" or "identity". Only keyframes without attributes are generated
@@ -224,8 +223,7 @@ def attribute_persons(samples, provider=defaults.ATTRIBUTES_PROVIDER, group_by=d
         writer = LabelChunkWriter(samples, path, {p["label_id"]: p["owner_id"] for p in todo},
                                   field=contract.VIEW_ATTRIBUTES_ATTR, chunk_size=chunk_size)
         if provider == "zero-shot":
-            summary = _zero_shot(samples, todo, writer, brain_key, matcher, min_confidence, int(chunk_size),
-                                 on_progress)
+            summary = _zero_shot(samples, todo, writer, brain_key, min_confidence, int(chunk_size), on_progress)
         else:
             from ..search.crops import default_crop_folder
 
