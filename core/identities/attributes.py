@@ -10,7 +10,8 @@ matcher. Gemini gets each crop (cut once into a cache folder). The views of
 one track (video + track id; a person of an image alone) or of one identity
 (after ``link_identities``) are then merged with :mod:`core.attributes.merge`
 and the consensus goes on every detection of the group:
-``merged_attributes`` (values, per-attribute confidence, conflicts) and
+``merged_attributes`` (values, per-attribute confidence = the vote's share
+times the winning views' own mean confidence, conflicts) and
 ``attribute_agreement``, declared so the App sidebar can filter them. A
 re-run generates only for keyframes without attributes and merges again.
 
@@ -145,7 +146,7 @@ def _write_merged(samples, path, persons, group_by, accessory_min_views):
         detections[key].append(person)
         if person["embedding"] is not None:
             members[key].append((person["label_id"], person["attributes"]))
-    merged = merge_groups(members, PersonAttributes, accessory_min_views)
+    merged = merge_groups(members, PersonAttributes, accessory_min_views, view_confidence=True)
     owner_key = "frame_id" if path.startswith("frames.") else "sample_id"
     docs, agreements = [], []
     for key, result in merged.items():
