@@ -150,3 +150,25 @@ def test_operator_attributes_indexed_images(dataset, scenes):
         view=dataset.view(), params={"delegate": False, "provider": "zero-shot", "min_confidence": 0.0})).result
     assert result["attributed"] == 6 and "merged into 6 persons" in result["message"]
     assert len(dataset.exists(f"persons.detections.{contract.MERGED_ATTRIBUTES_FIELD}")) == 2
+
+
+def test_fused_video_search_uses_each_tracks_consensus(dataset, walk, fake, test_root):
+    from person_finder.core.search import rank_persons, search_persons
+
+    folder = os.path.join(test_root, "attr-crops-search", dataset.name)
+    keyframes = [p for p in indexed_persons(dataset) if p["embedding"] is not None]
+    for person in keyframes:
+        with open(crop_files([person], folder)[person["label_id"]], "rb") as f:
+            fake.answers[image_key(f.read())] = spec_answer(_true_spec(walk, person))
+    attribute_persons(dataset, provider="gemini", crop_folder=folder, base_url=fake.base_url, **FAST_CLIENT)
+    target = walk.specs[2]
+    constraints = {"upper_colors": target.upper_color, "lower_colors": target.lower_color}
+    rows = rank_persons(dataset, "someone", k=None, constraints=constraints)
+    assert len(rows) == 3 and rows[0]["attribute_score"] == 1.0
+    first, last = walk.visible_frames(2)
+    assert first <= rows[0]["frame_number"] <= last
+    search_persons(dataset, "someone", threshold=-1.0, constraints=constraints, hard=True)
+    spans = dataset.first()[contract.VIDEO_MATCHES_FIELD].detections
+    assert [s.index for s in spans] == [rows[0]["track_id"]]  # the other tracks contradict a hard constraint
+    scores = dataset.values(f"frames.persons.detections.{contract.FUSED_SCORE_ATTR}", unwind=True)
+    assert all(s is not None for s in scores)
