@@ -137,6 +137,9 @@ QUERY_PARSER = "auto"
 #: Share of the fused score given to the attributes: (1 - w) x similarity (min-max over the ranked people) +
 #: w x how well the merged attributes satisfy the constraints (mapped to [0, 1]).
 ATTRIBUTE_WEIGHT = 0.6
+#: Fusion reads the merged attributes of at most this many ranked people by their label ids; more are read in
+#: one pass over the persons field.
+ATTRIBUTE_LOOKUP_BY_ID_MAX = 2000
 #: Gemini verification of the top results: how many, and how a verdict moves the fused score.
 VERIFY_TOP_K = 10
 VERIFY_BONUS = {"yes": 1.0, "unsure": 0.0, "no": -1.0}

@@ -67,9 +67,12 @@ def attribute_docs(dataset, patches_field, video, label_ids):
     if not dataset.has_field(path):
         raise ValueError(f"attribute constraints need attributes on the persons, and {dataset.name!r} has no "
                          f"{path!r}: run attribute_indexed_persons first (or pass no constraints)")
-    view = dataset.select_labels(ids=list(label_ids), fields=prefix)
+    label_ids = set(label_ids)
+    # a few people: only their labels; many: one pass over the field (no query with a huge list of ids)
+    view = dataset.select_labels(ids=list(label_ids), fields=prefix) \
+        if len(label_ids) <= defaults.ATTRIBUTE_LOOKUP_BY_ID_MAX else dataset
     ids, docs = view.values([f"{prefix}.detections.id", path], unwind=True)
-    return {label_id: doc for label_id, doc in zip(ids, docs) if doc is not None}
+    return {label_id: doc for label_id, doc in zip(ids, docs) if doc is not None and label_id in label_ids}
 
 
 def fuse(people, label_of, docs, constraints, weight=defaults.ATTRIBUTE_WEIGHT, hard=False):

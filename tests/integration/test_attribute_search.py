@@ -240,3 +240,14 @@ def test_verify_operator_shows_the_cost_then_verifies(dataset, attributed, fake,
     out = foo.execute_operator(uri, ctx=dict(view=dataset.view(), params={"query": query, "k": 6})).result
     assert out["yes"] == 1 and out["no"] == 5 and "1 yes" in out["message"]
     assert dataset.load_run_results(contract.VERIFY_RUN_KEY).verified == 6
+
+
+def test_many_ranked_people_read_their_attributes_in_one_pass(dataset, attributed, monkeypatch):
+    from person_finder.core import defaults
+
+    target = next(iter(attributed.values()))
+    constraints = {"upper_colors": target.upper_color}
+    by_ids = rank_persons(dataset, "a person", k=None, constraints=constraints)
+    monkeypatch.setattr(defaults, "ATTRIBUTE_LOOKUP_BY_ID_MAX", 1)
+    assert rank_persons(dataset, "a person", k=None, constraints=constraints) == by_ids
+    assert by_ids[0]["attribute_score"] == 1.0
