@@ -33,7 +33,7 @@ def to_document(values, confidence=None, **extra):
 
 
 def from_document(doc, schema):
-    """``(values, confidence)`` of a stored document (or its dict): values of ``schema``'s fields, confidences default 1."""
+    """``(values, confidence)`` of a stored document (or its dict): ``schema``'s fields, confidences default 1."""
     if doc is None:
         return None, None
     doc = doc if isinstance(doc, dict) else doc.to_dict()  # label attributes read with values() are dicts

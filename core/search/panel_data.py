@@ -51,7 +51,7 @@ def text_indexes(samples):
 
 
 def query_chips(samples, brain_key, query, api_key=None):
-    """The query's constraints as the panel's chips ``{attribute: {"value", "on"}}``; {} when the persons have no attributes.
+    """The query's constraints as the panel's chips ``{attribute: {"value", "on"}}`` ({} without attributes).
 
     Example::
 

@@ -109,7 +109,8 @@ def _reranked(rows, verdicts):
     return sorted(rows, key=lambda r: -bonus.get((r[contract.VERIFICATION_ATTR] or {}).get("match"), 0.0))
 
 
-def verify_persons(samples, query, k=defaults.VERIFY_TOP_K, constraints=None, attribute_weight=defaults.ATTRIBUTE_WEIGHT,
+def verify_persons(samples, query, k=defaults.VERIFY_TOP_K, constraints=None,
+                   attribute_weight=defaults.ATTRIBUTE_WEIGHT,
                    brain_key=contract.PERSON_INDEX_KEY, api_key=None, model=defaults.GEMINI_MODEL,
                    concurrency=defaults.GEMINI_CONCURRENCY, requests_per_minute=defaults.GEMINI_REQUESTS_PER_MINUTE,
                    crop_folder=None, dry_run=False, run_key=contract.VERIFY_RUN_KEY, on_progress=None,

@@ -55,7 +55,8 @@ def test_zero_shot_from_stored_embeddings_resumes_and_is_filterable(dataset, sce
     # an image person is its own group: the consensus is its own view
     for sample in dataset:
         for det in sample.persons.detections:
-            assert det[contract.MERGED_ATTRIBUTES_FIELD]["upper_colors"] == det[contract.VIEW_ATTRIBUTES_ATTR]["upper_colors"]
+            merged, own = det[contract.MERGED_ATTRIBUTES_FIELD], det[contract.VIEW_ATTRIBUTES_ATTR]
+            assert merged["upper_colors"] == own["upper_colors"]
             assert det[contract.MERGED_ATTRIBUTES_FIELD]["num_views"] == 1
     # declared, so the App sidebar filters on it
     assert dataset.has_field(f"persons.detections.{contract.MERGED_ATTRIBUTES_FIELD}.hat")
