@@ -4,8 +4,8 @@ identities)."""
 from .attributes import OPERATORS as ATTRIBUTE_OPERATORS
 from .curation import OPERATORS as CURATION_OPERATORS
 from .identities import OPERATORS as IDENTITY_OPERATORS
-from .search import BuildTextIndex, IndexPersons, SearchPersons
+from .search import BuildTextIndex, IndexPersons, SearchPersons, VerifyPersons
 from .training import EvaluateMatchers, FinetuneMatcher
 
-OPERATORS = [BuildTextIndex, IndexPersons, SearchPersons, *CURATION_OPERATORS, *ATTRIBUTE_OPERATORS, FinetuneMatcher,
-             EvaluateMatchers, *IDENTITY_OPERATORS]
+OPERATORS = [BuildTextIndex, IndexPersons, SearchPersons, VerifyPersons, *CURATION_OPERATORS, *ATTRIBUTE_OPERATORS,
+             FinetuneMatcher, EvaluateMatchers, *IDENTITY_OPERATORS]

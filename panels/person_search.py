@@ -82,8 +82,13 @@ class PersonSearchPanel(foo.Panel):
         form = state.form or {}
         had_labels = bool(state.labels)
         try:
+            if (form.get("query") or "").strip() != state.chips_query:  # a new query: parse it into chips
+                state.set({"chips": panel_data.query_chips(ctx.dataset, form.get("brain_key"), form.get("query"),
+                                                           api_key=ctx.secrets.get(contract.GEMINI_SECRET)),
+                           "chips_query": (form.get("query") or "").strip()})
             result = panel_data.run_query(ctx.dataset, form.get("query") or "", form.get("brain_key"),
-                                          k=_whole(form.get("k")), threshold=float(state.threshold), label=True)
+                                          k=_whole(form.get("k")), threshold=float(state.threshold), label=True,
+                                          constraints=_constraints(state))
         except ValueError as e:
             state.set({"error": str(e), "summary": None})
             ctx.panel.data.clear()
@@ -127,6 +132,21 @@ class PersonSearchPanel(foo.Panel):
         else:
             ctx.ops.reload_dataset()
         ctx.trigger("set_color_scheme", params=saved_color_scheme(ctx.dataset))  # match colours, now
+
+    def on_chip(self, ctx):
+        """Toggle one parsed constraint and search again."""
+        field = ctx.params["field"]
+        ctx.panel.state.set(f"chips.{field}.on", not ctx.panel.state.chips[field]["on"])
+        self.on_search(ctx)
+
+    def on_verify(self, ctx):
+        """Open the verification form (it shows the cost estimate first); the badges appear when it ran."""
+        from ..core.attributes.constraints import format_constraints
+
+        state = ctx.panel.state
+        ctx.prompt(f"{contract.PLUGIN_NAME}/verify_persons", params={
+            "query": state.searched, "k": int(state.ranked), "brain_key": state.searched_key,
+            "constraints": format_constraints(_constraints(state))}, on_success=self.on_search)
 
     def on_recent(self, ctx):
         ctx.panel.state.set("form.query", ctx.params["query"])
@@ -207,6 +227,11 @@ class PersonSearchPanel(foo.Panel):
         panel.float("threshold", label="Threshold", min=-1.0, max=1.0, on_change=self.on_threshold,
                     view=types.SliderView(min=-1.0, max=1.0, view_multiple_of=0.01, label="Threshold (cosine)",
                                           value_precision=defaults.PANEL_SCORE_DECIMALS))
+        if state.chips:
+            chips = panel.h_stack("chips", label="Attribute constraints (click one to switch it off or on)")
+            for field, chip in state.chips.items():
+                chips.btn(f"chip_{field}", label=f"{field}={chip['value']}", on_click=self.on_chip,
+                          variant="contained" if chip["on"] else "outlined", params={"field": field})
         if state.recent:
             recent = panel.h_stack("recent", label="Recent queries")
             for i, query in enumerate(state.recent):
@@ -227,6 +252,8 @@ class PersonSearchPanel(foo.Panel):
                                         "shapes": [_threshold_line(_cut(state))], "showlegend": False},
                    config={"displayModeBar": False})
         panel.btn("show_all", label=f"Show all {state.ranked} results", icon="visibility", on_click=self.on_show_all)
+        if not state.example:  # verification checks a text query; an example has none
+            panel.btn("verify", label="Verify with Gemini", icon="fact_check", on_click=self.on_verify)
         grid = panel.grid("results", orientation="horizontal", columns=RESULT_COLUMNS, gap=2)
         for rank in range(1, (state.ranked or 0) + 1):
             card = grid.v_stack(_card(rank), gap=0)
@@ -248,7 +275,13 @@ class PersonSearchPanel(foo.Panel):
         state = ctx.panel.state
         if state.example:
             return rank_like(ctx.dataset, state.searched_key, k=int(state.ranked), label_id=state.example)
-        return rank_persons(ctx.dataset, state.searched, brain_key=state.searched_key, k=int(state.ranked))
+        return rank_persons(ctx.dataset, state.searched, brain_key=state.searched_key, k=int(state.ranked),
+                            constraints=_constraints(state) or None)
+
+
+def _constraints(state):
+    """The chips switched on, as constraints."""
+    return {field: chip["value"] for field, chip in (state.chips or {}).items() if chip["on"]}
 
 
 def _cut(state):
@@ -264,7 +297,17 @@ def _caption(row):
     where = f"track {row['track_id']} · frame {row['frame_number']}" if row.get("frame_number") is not None \
         else "person"
     prob = f" · p={row['probability']:.2f}" if row.get("probability") is not None else ""
-    return f"**#{row['rank']}** · {_score(row['similarity'])}{prob}  \n{where}  \n`{_file(row)}`"
+    return f"**#{row['rank']}** · {_score(row['similarity'])}{prob}{_badge(row)}  \n{where}  \n`{_file(row)}`"
+
+
+def _badge(row):
+    """The verified badge of a result: Gemini's cached verdict for this query, if any."""
+    verdict = row.get("verification") or {}
+    if verdict.get("match") == "yes":
+        return " · ✅ verified"
+    if verdict.get("match") == "no":
+        return f" · ❌ not {verdict.get('failed_constraint') or 'a match'}"
+    return " · ❔ unsure" if verdict.get("match") == "unsure" else ""
 
 
 def _file(row):
