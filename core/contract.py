@@ -79,6 +79,21 @@ IDENTITY_ATTR = "identity"
 IDENTITY_CONFIDENCE_ATTR = "identity_confidence"
 #: Run key of the identity summary (where and when each identity appears).
 IDENTITY_RUN_KEY = "person_identities"
+#: Run key of the last attributes run on indexed persons (``view_attributes`` / ``merged_attributes`` /
+#: ``attribute_agreement`` / ``attributes_error`` are then attributes of the person detections).
+PERSON_ATTRIBUTES_RUN_KEY = "person_attributes_indexed"
+#: The per-crop attributes on a person detection (FiftyOne labels already have a legacy ``attributes`` dict).
+VIEW_ATTRIBUTES_ATTR = "view_attributes"
+#: Attributes written on the persons by an attribute-aware query: how well the person's merged attributes
+#: satisfy the query's constraints (in [-1, 1]) and the fused score the ranking used.
+ATTRIBUTE_SCORE_ATTR = "attribute_score"
+FUSED_SCORE_ATTR = "fused_score"
+#: Attribute of a person detection holding Gemini's verification of it against the last verified query.
+VERIFICATION_ATTR = "verification"
+#: Run key of the last verification run (cost estimate, calls, failures).
+VERIFY_RUN_KEY = "person_verification"
+#: Execution store (scoped to the dataset) caching verification answers per (query, crop).
+VERIFY_CACHE_STORE = "person_finder_verifications"
 #: ``dataset.info`` key of the last search's record: the query, index and threshold behind the ``match`` labels.
 LAST_SEARCH_INFO = "person_finder_last_search"
 

@@ -124,6 +124,30 @@ ACCESSORY_MIN_VIEWS = 2
 #: Zero-shot provider: a value whose probability is below this becomes "unknown".
 ZERO_SHOT_MIN_CONFIDENCE = 0.3
 
+#: Attributes of indexed persons are merged per "track" (video + track id; each person of an image alone) or per
+#: "identity" (after link_identities).
+PERSON_ATTRIBUTE_GROUPS = ("track", "identity")
+PERSON_ATTRIBUTE_GROUP = "track"
+
+# --- attribute-aware search: query parsing, fusion, verification -------
+#: How a text query becomes attribute constraints: "auto" (Gemini when a key is set, else offline), "offline"
+#: (the schema's own vocabulary), "gemini" (structured output).
+QUERY_PARSERS = ("auto", "offline", "gemini")
+QUERY_PARSER = "auto"
+#: Share of the fused score given to the attributes: (1 - w) x similarity (min-max over the ranked people) +
+#: w x how well the merged attributes satisfy the constraints (mapped to [0, 1]).
+ATTRIBUTE_WEIGHT = 0.6
+#: Fusion reads the merged attributes of at most this many ranked people by their label ids; more are read in
+#: one pass over the persons field.
+ATTRIBUTE_LOOKUP_BY_ID_MAX = 2000
+#: Gemini verification of the top results: how many, and how a verdict moves the fused score.
+VERIFY_TOP_K = 10
+VERIFY_BONUS = {"yes": 1.0, "unsure": 0.0, "no": -1.0}
+#: Rough tokens of one verification answer (a verdict and a field name), for the estimate before running.
+VERIFY_OUTPUT_TOKENS_ESTIMATE = 30
+#: Price per million tokens (USD) used by cost estimates: input, output (Gemini 2.5 Flash list prices).
+GEMINI_PRICE_PER_MILLION = {"input": 0.30, "output": 2.50}
+
 # --- fine-tuning and evaluation ------------------------------------
 #: Matcher fine-tuning (``core.training``): epochs, batch, optimiser, schedule.
 TRAIN_EPOCHS = 10

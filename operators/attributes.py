@@ -5,7 +5,7 @@ from __future__ import annotations
 import fiftyone.operators.types as types
 
 from ..core import contract, defaults
-from .base import Param, PersonFinderOperator, progress_reporter
+from .base import Param, PersonFinderOperator, progress_reporter, warn_without_gemini_key
 
 PROVIDERS = ("gemini", "zero-shot")
 
@@ -24,6 +24,12 @@ def _rewriting(ctx):
 
 def _sample_fields(ctx):
     return sorted(ctx.dataset.get_field_schema()) if ctx.dataset else [contract.PERSON_ID_FIELD]
+
+
+def warn_without_key(ctx, inputs):
+    """Add a warning to the form when Gemini is chosen for a real run and no key is set."""
+    if _gemini(ctx):
+        warn_without_gemini_key(ctx, inputs)
 
 
 class GeneratePersonAttributes(PersonFinderOperator):
@@ -55,10 +61,7 @@ class GeneratePersonAttributes(PersonFinderOperator):
     )
 
     def extend_form(self, ctx, inputs):
-        if _gemini(ctx) and not ctx.params.get("dry_run") and not ctx.secrets.get(contract.GEMINI_SECRET):
-            inputs.view("no_key", types.Warning(
-                label=f"The {contract.GEMINI_SECRET} secret is not set",
-                description="Set it for this plugin (or the environment), choose zero-shot, or do a dry run"))
+        warn_without_key(ctx, inputs)
 
     def run(self, ctx, **params):
         from ..core.attributes import generate_person_attributes
@@ -66,6 +69,55 @@ class GeneratePersonAttributes(PersonFinderOperator):
         if params["provider"] == "gemini":
             params["api_key"] = ctx.secrets.get(contract.GEMINI_SECRET)
         return generate_person_attributes(ctx.target_view(), on_progress=progress_reporter(ctx), **params)
+
+
+class AttributeIndexedPersons(PersonFinderOperator):
+    """Attributes for the embedded persons of indexed images / videos, merged per track or identity."""
+
+    name, label = "attribute_indexed_persons", "attributes for indexed persons"
+    description = ("Clothing, bags and accessories of every indexed person (Gemini on the crops, or zero-shot from "
+                   "the stored embeddings), merged per track or identity onto the person detections")
+    params = (
+        Param("provider", "enum", default=defaults.ATTRIBUTES_PROVIDER, choices=PROVIDERS, view="radio",
+              label="Provider",
+              description="gemini needs the GEMINI_API_KEY secret; zero-shot runs offline on the stored embeddings"),
+        Param("group_by", "enum", default=defaults.PERSON_ATTRIBUTE_GROUP, choices=defaults.PERSON_ATTRIBUTE_GROUPS,
+              view="radio", label="Merge per", description="track: video + track id; identity: after link identities"),
+        Param("model", default=defaults.GEMINI_MODEL, label="Gemini model", when=_gemini),
+        Param("concurrency", "int", default=defaults.GEMINI_CONCURRENCY, min=1, label="Concurrent requests",
+              when=_gemini),
+        Param("requests_per_minute", "int", default=defaults.GEMINI_REQUESTS_PER_MINUTE, min=0,
+              label="Requests per minute (0 = no cap)", when=_gemini),
+        Param("min_confidence", "float", default=defaults.ZERO_SHOT_MIN_CONFIDENCE, min=0.0, max=1.0,
+              label="Minimum confidence (below: unknown)", when=_zero_shot),
+        Param("accessory_min_views", "int", default=defaults.ACCESSORY_MIN_VIEWS, min=1,
+              label="Views needed for an accessory"),
+        Param("persons_field", default=contract.PERSONS_FIELD, label="Persons field"),
+        Param("brain_key", default=contract.PERSON_INDEX_KEY, label="Index name (brain key)"),
+        Param("dry_run", "bool", default=False, label="Dry run",
+              description="Only count the persons to do (and, with Gemini, the calls and estimated tokens)"),
+        Param("overwrite", "bool", default=False, label="Overwrite",
+              description="Redo persons that already have attributes (otherwise only the missing ones)"),
+    )
+
+    def extend_form(self, ctx, inputs):
+        warn_without_key(ctx, inputs)
+
+    def run(self, ctx, **params):
+        from ..core.identities.attributes import attribute_persons
+
+        if params["provider"] == "gemini":
+            params["api_key"] = ctx.secrets.get(contract.GEMINI_SECRET)
+        return attribute_persons(ctx.target_view(), on_progress=progress_reporter(ctx), **params)
+
+    def summarize(self, ctx, result):
+        if result.get("dry_run"):
+            return f"{result['todo']} of {result['persons']} embedded persons to do"
+        groups = "identities" if result["group_by"] == "identity" else (
+            "tracks" if ctx.dataset.media_type == "video" else "persons")
+        return (f"{result['attributed']} crops attributed ({result['failed']} failed, see `"
+                f"{contract.ATTRIBUTES_ERROR_FIELD}`); merged into {result['groups']} {groups} "
+                f"(`{contract.MERGED_ATTRIBUTES_FIELD}` on each person)")
 
 
 class MergePersonAttributes(PersonFinderOperator):
@@ -125,4 +177,4 @@ class AuditPersonAttributes(PersonFinderOperator):
         return types.Property(outputs)
 
 
-OPERATORS = [GeneratePersonAttributes, MergePersonAttributes, AuditPersonAttributes]
+OPERATORS = [GeneratePersonAttributes, AttributeIndexedPersons, MergePersonAttributes, AuditPersonAttributes]

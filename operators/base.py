@@ -237,6 +237,16 @@ def progress_reporter(ctx):
     return report
 
 
+def warn_without_gemini_key(ctx, inputs):
+    """Add a warning to the form when a real run (not a dry run) would call Gemini and no key is set."""
+    from ..core import contract
+
+    if not ctx.params.get("dry_run") and not ctx.secrets.get(contract.GEMINI_SECRET):
+        inputs.view("no_key", types.Warning(
+            label=f"The {contract.GEMINI_SECRET} secret is not set",
+            description="Set it for this plugin (or the environment), choose zero-shot where offered, or do a dry run"))
+
+
 def backend_param():
     """The vector-backend choice of the operators that build a similarity index."""
     return Param("backend", "enum", default=defaults.INDEX_BACKEND, choices=defaults.INDEX_BACKENDS,

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from ..core import contract, defaults
-from .base import Param, PersonFinderOperator, backend_param, progress_reporter
+from .base import Param, PersonFinderOperator, backend_param, progress_reporter, warn_without_gemini_key
 
 
 
@@ -29,6 +29,30 @@ def _detections_fields(ctx):
     from ..core.search import detections_fields
 
     return detections_fields(ctx.dataset, exclude=[contract.PERSONS_FIELD]) if ctx.dataset else []
+
+
+def _has_attributes(ctx):
+    """Whether the persons carry merged attributes (attribute_indexed_persons ran): then constraints apply."""
+    prefix = "frames." if _is_video(ctx) else ""
+    return ctx.dataset is not None and ctx.dataset.has_field(
+        f"{prefix}{contract.PERSONS_FIELD}.detections.{contract.MERGED_ATTRIBUTES_FIELD}")
+
+
+def _parsed_query(params):
+    from ..core.attributes.constraints import format_constraints, parse_offline
+
+    query = str(params.get("query") or "").strip()
+    return format_constraints(parse_offline(query)) if query else ""
+
+
+def _constraints_check(text):
+    from ..core.attributes.constraints import read_constraints
+
+    try:
+        read_constraints(text)
+    except ValueError as e:
+        return str(e)
+    return None
 
 
 def _cosine(params):
@@ -92,11 +116,23 @@ class SearchPersons(PersonFinderOperator):
                           f"{defaults.MATCH_PROBABILITY} probability"),
         Param("k", "int", min=1, label="Show only the best k samples", description="Empty: every sample, best first"),
         Param("brain_key", default=contract.PERSON_INDEX_KEY, label="Index name (brain key)"),
+        Param("constraints", default=_parsed_query, label="Attribute constraints (parsed from the query; edit freely)",
+              description="attribute=value pairs, e.g. 'upper_colors=red, backpack=no'; empty: similarity only",
+              when=_has_attributes, check=_constraints_check),
+        Param("attribute_weight", "float", default=defaults.ATTRIBUTE_WEIGHT, min=0.0, max=1.0,
+              label="Weight of the attributes", description="0: similarity only; 1: attributes only",
+              when=_has_attributes),
+        Param("hard", "bool", default=False, label="Hard filters",
+              description="Leave out people whose known attributes contradict a constraint (unknown never does)",
+              when=_has_attributes),
     )
 
     def run(self, ctx, query, **params):
+        from ..core.attributes.constraints import read_constraints
         from ..core.search import saved_color_scheme, search_persons
 
+        if "constraints" in params:
+            params["constraints"] = read_constraints(params["constraints"])
         view = search_persons(ctx.target_view(), query, on_progress=progress_reporter(ctx), **params)
         ctx.ops.reload_dataset()  # the score fields are new to the App's schema (sidebar filters)
         ctx.trigger("set_color_scheme", params=saved_color_scheme(ctx.dataset))  # match colours now
@@ -112,6 +148,69 @@ class SearchPersons(PersonFinderOperator):
         record = last_search(ctx.dataset)
         return f"{record['matches']} people labelled `{contract.MATCH_LABEL}` for *{result['query']}*" \
                f" ({record['threshold_type']} >= {record['threshold']:g}); samples sorted best first" if record else None
+
+
+class VerifyPersons(PersonFinderOperator):
+    """Gemini checks the top results of a query (cost shown first); verdicts re-rank them and stay on the persons."""
+
+    name, label = "verify_persons", "verify top results with Gemini"
+    description = ("Send the best k people of a query to Gemini with the description; each gets match yes / no / "
+                   "unsure (and the failed attribute), cached per query and crop")
+    execution = "choose"
+    params = (
+        Param("query", required=True, label="Describe the person",
+              check=lambda query: None if str(query or "").strip() else "type a description of the person"),
+        Param("constraints", default=_parsed_query, label="Attribute constraints (parsed from the query; edit freely)",
+              when=_has_attributes, check=_constraints_check),
+        Param("k", "int", default=defaults.VERIFY_TOP_K, min=1, label="Candidates to verify"),
+        Param("model", default=defaults.GEMINI_MODEL, label="Gemini model"),
+        Param("concurrency", "int", default=defaults.GEMINI_CONCURRENCY, min=1, label="Concurrent requests"),
+        Param("requests_per_minute", "int", default=defaults.GEMINI_REQUESTS_PER_MINUTE, min=0,
+              label="Requests per minute (0 = no cap)"),
+        Param("brain_key", default=contract.PERSON_INDEX_KEY, label="Index name (brain key)"),
+        Param("dry_run", "bool", default=False, label="Only estimate the cost"),
+    )
+    reloads_dataset = False  # run() reloads before it shows the results
+
+    def extend_form(self, ctx, inputs):
+        import fiftyone.operators.types as types
+
+        from ..core.attributes.constraints import read_constraints
+        from ..core.search.verify import estimate_cost
+
+        query, k = str(ctx.params.get("query") or "").strip(), ctx.params.get("k") or defaults.VERIFY_TOP_K
+        if query and _constraints_check(ctx.params.get("constraints")) is None:
+            cost = estimate_cost(int(k), query, read_constraints(ctx.params.get("constraints")),
+                                 ctx.params.get("model") or defaults.GEMINI_MODEL)
+            inputs.view("estimate", types.Notice(label=(
+                f"At most {cost['calls']} Gemini calls (cached verdicts are free): about "
+                f"{cost['estimated_input_tokens']} input and {cost['estimated_output_tokens']} output tokens, "
+                f"${cost['estimated_cost_usd']:.4f} at list prices")))
+        warn_without_gemini_key(ctx, inputs)
+
+    def run(self, ctx, query, constraints=None, **params):
+        from ..core.attributes.constraints import read_constraints
+        from ..core.search import panel_data
+        from ..core.search.verify import verify_persons
+
+        out = verify_persons(ctx.target_view(), query, constraints=read_constraints(constraints),
+                             api_key=ctx.secrets.get(contract.GEMINI_SECRET), on_progress=progress_reporter(ctx),
+                             **params)
+        rows = out.pop("rows", [])
+        if rows and not ctx.delegated:
+            ctx.ops.reload_dataset()  # the verdicts are new to the App's schema
+            field = ctx.dataset.get_brain_info(params["brain_key"]).config.patches_field
+            ctx.ops.set_view(view=panel_data.results_view(ctx.dataset, rows, field))
+        matches = [(r.get(contract.VERIFICATION_ATTR) or {}).get("match") for r in rows]
+        return {**out, "query": query, "yes": matches.count("yes"), "no": matches.count("no"),
+                "unsure": matches.count("unsure")}
+
+    def summarize(self, ctx, result):
+        if result.get("dry_run"):
+            return f"{result['calls']} calls to make ({result['cached']} cached): about " \
+                   f"${result['estimated_cost_usd']:.4f}"
+        return f"{result['candidates']} candidates for *{result['query']}*: {result['yes']} yes, " \
+               f"{result['unsure']} unsure, {result['no']} no ({result['failed']} failed, {result['cached']} cached)"
 
 
 def _is_detections(dataset, field):

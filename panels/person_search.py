@@ -13,7 +13,7 @@ import fiftyone.operators as foo
 import fiftyone.operators.types as types
 
 from ..core import contract, defaults
-from .session_compat import fill_label_type
+from .session_compat import fill_label_type, open_sample
 
 RESULT_COLUMNS = 4
 
@@ -49,7 +49,8 @@ class PersonSearchPanel(foo.Panel):
             from ..core.models.matcher import matcher_threshold
 
             model = next((i["model"] for i in indexes if i["key"] == brain_key), None) or defaults.MATCHER_MODEL
-            threshold = record["threshold"] if record and record["threshold_type"] == "cosine" else \
+            text_record = record and record["threshold_type"] == "cosine" and not record.get("by_example")
+            threshold = record["threshold"] if text_record else \
                 matcher_threshold(model)
         ctx.panel.state.set({
             "indexes": {i["key"]: i["patches_field"] for i in indexes},
@@ -60,6 +61,7 @@ class PersonSearchPanel(foo.Panel):
             "labels": _labels_line(record),
             "jobs": [_job_line(job) for job in recent_jobs(ctx.dataset, contract.PANEL_INDEX_OPERATOR)],
             "summary": None,
+            "example": None,
             "error": None,
             "pending": None,
         })
@@ -74,36 +76,77 @@ class PersonSearchPanel(foo.Panel):
         ctx.prompt(contract.PANEL_INDEX_OPERATOR, on_success=self.on_load)
 
     def on_search(self, ctx):
-        from ..core.search import last_search, panel_data, saved_color_scheme
+        from ..core.search import panel_data
 
         state = ctx.panel.state
         form = state.form or {}
         had_labels = bool(state.labels)
         try:
+            if (form.get("query") or "").strip() != state.chips_query:  # a new query: parse it into chips
+                state.set({"chips": panel_data.query_chips(ctx.dataset, form.get("brain_key"), form.get("query"),
+                                                           api_key=ctx.secrets.get(contract.GEMINI_SECRET)),
+                           "chips_query": (form.get("query") or "").strip()})
             result = panel_data.run_query(ctx.dataset, form.get("query") or "", form.get("brain_key"),
-                                          k=_whole(form.get("k")), threshold=float(state.threshold), label=True)
+                                          k=_whole(form.get("k")), threshold=float(state.threshold), label=True,
+                                          constraints=_constraints(state))
         except ValueError as e:
             state.set({"error": str(e), "summary": None})
             ctx.panel.data.clear()
             return
         query = form["query"].strip()
-        state.set({"recent": panel_data.remember_query(ctx.dataset, query), "error": None, "searched": query,
-                   "searched_key": form["brain_key"], "ranked": len(result["rows"]),
-                   "labels": _labels_line(last_search(ctx.dataset)),
+        state.set({"recent": panel_data.remember_query(ctx.dataset, query), "example": None, "searched": query,
+                   "searched_key": form["brain_key"],
                    "summary": f"**{result['above']}** of {result['total']} people score at or above "
                               f"{_score(state.threshold)} for *{query}*; they are labelled "
                               f"`{contract.MATCH_LABEL}` in the grid"})
+        self._show(ctx, result, had_labels)
+
+    def on_more_like_this(self, ctx):
+        """Query by example from a result card: everyone ranked against that person, the grid relabelled."""
+        from ..core.identities.examples import run_example
+
+        state = ctx.panel.state
+        row = self._rows(ctx)[int(ctx.params["rank"]) - 1]
+        had_labels = bool(state.labels)
+        result = run_example(ctx.dataset, row, state.searched_key, k=int(state.ranked), label=True)
+        state.set({"example": row["label_id"], "searched": result["query"],
+                   "summary": f"*{result['query']}*: **{result['above']}** of {result['total']} other people "
+                              f"score at or above {_score(defaults.IDENTITY_LINK_THRESHOLD)} (image to image, "
+                              f"the identity link threshold); they are labelled `{contract.MATCH_LABEL}` in the grid"})
+        self._show(ctx, result, had_labels)
+
+    def _show(self, ctx, result, had_labels):
+        """Show a search's result (cards, histogram) and make the grid draw the labels it wrote."""
+        from ..core.search import last_search, saved_color_scheme
+
+        record = last_search(ctx.dataset)
+        ctx.panel.state.set({"error": None, "ranked": len(result["rows"]), "labels": _labels_line(record)})
         ctx.panel.data.set({"histogram": _histogram_traces(result["histogram"]),
                             "results": {_card(row["rank"]): {"crop": row["crop"], "caption": _caption(row)}
                                         for row in result["rows"]}})
         # the labels changed in the database; the first search also added score fields and match colours.
         # Only our boxes are drawn: boxes copied from a detections field sit exactly on their source's.
-        ctx.ops.set_active_fields(_active_fields(last_search(ctx.dataset)))
+        ctx.ops.set_active_fields(_active_fields(record))
         if had_labels:
             ctx.ops.reload_samples()
         else:
             ctx.ops.reload_dataset()
         ctx.trigger("set_color_scheme", params=saved_color_scheme(ctx.dataset))  # match colours, now
+
+    def on_chip(self, ctx):
+        """Toggle one parsed constraint and search again."""
+        field = ctx.params["field"]
+        ctx.panel.state.set(f"chips.{field}.on", not ctx.panel.state.chips[field]["on"])
+        self.on_search(ctx)
+
+    def on_verify(self, ctx):
+        """Open the verification form (it shows the cost estimate first); the badges appear when it ran."""
+        from ..core.attributes.constraints import format_constraints
+
+        state = ctx.panel.state
+        ctx.prompt(f"{contract.PLUGIN_NAME}/verify_persons", params={
+            "query": state.searched, "k": int(state.ranked), "brain_key": state.searched_key,
+            "constraints": format_constraints(_constraints(state))}, on_success=self.on_search)
 
     def on_recent(self, ctx):
         ctx.panel.state.set("form.query", ctx.params["query"])
@@ -111,7 +154,7 @@ class PersonSearchPanel(foo.Panel):
 
     def on_threshold(self, ctx):
         ctx.panel.state.threshold = round(float(ctx.panel.state.threshold), defaults.PANEL_SCORE_DECIMALS)
-        if ctx.panel.state.summary:
+        if ctx.panel.state.summary and not ctx.panel.state.example:  # an example's cut is the link threshold
             self.on_search(ctx)
 
     def on_open(self, ctx):
@@ -143,12 +186,12 @@ class PersonSearchPanel(foo.Panel):
     def _open(self, ctx, row, field):
         if row.get("frame_number") is None:
             fill_label_type()  # else a Python session resets the App 10 s later (FiftyOne 1.22 bug)
-            ctx.ops.open_sample(id=row["sample_id"])
+            open_sample(ctx, row["sample_id"])  # with the fields added since the page loaded
             ctx.ops.set_selected_labels([{"label_id": row["label_id"], "sample_id": row["sample_id"],
                                           "field": field}])
         else:
             clip = ctx.view.first()
-            ctx.ops.open_sample(id=clip.id)
+            open_sample(ctx, clip.id)
             first, last = clip.support
             ctx.ops.notify(f"Track {row['track_id']} of {_file(row)}: frames {first}-{last}")
         ctx.ops.set_active_fields(_shown_fields(row, field))  # now for the sample modal
@@ -184,6 +227,11 @@ class PersonSearchPanel(foo.Panel):
         panel.float("threshold", label="Threshold", min=-1.0, max=1.0, on_change=self.on_threshold,
                     view=types.SliderView(min=-1.0, max=1.0, view_multiple_of=0.01, label="Threshold (cosine)",
                                           value_precision=defaults.PANEL_SCORE_DECIMALS))
+        if state.chips:
+            chips = panel.h_stack("chips", label="Attribute constraints (click one to switch it off or on)")
+            for field, chip in state.chips.items():
+                chips.btn(f"chip_{field}", label=f"{field}={chip['value']}", on_click=self.on_chip,
+                          variant="contained" if chip["on"] else "outlined", params={"field": field})
         if state.recent:
             recent = panel.h_stack("recent", label="Recent queries")
             for i, query in enumerate(state.recent):
@@ -201,26 +249,44 @@ class PersonSearchPanel(foo.Panel):
         panel.plot("histogram", layout={"height": 220, "margin": {"t": 10, "b": 45, "l": 55, "r": 10},
                                         "xaxis": {"title": {"text": "cosine similarity"}},
                                         "yaxis": {"title": {"text": "people"}}, "bargap": 0.05,
-                                        "shapes": [_threshold_line(state.threshold)], "showlegend": False},
+                                        "shapes": [_threshold_line(_cut(state))], "showlegend": False},
                    config={"displayModeBar": False})
         panel.btn("show_all", label=f"Show all {state.ranked} results", icon="visibility", on_click=self.on_show_all)
+        if not state.example:  # verification checks a text query; an example has none
+            panel.btn("verify", label="Verify with Gemini", icon="fact_check", on_click=self.on_verify)
         grid = panel.grid("results", orientation="horizontal", columns=RESULT_COLUMNS, gap=2)
         for rank in range(1, (state.ranked or 0) + 1):
             card = grid.v_stack(_card(rank), gap=0)
             card.img("crop", height=f"{defaults.PANEL_CROP_HEIGHT}px", on_click=self.on_open,
                      params={"rank": rank}, alt_text=f"rank {rank}")
             card.str("caption", view=types.MarkdownView(read_only=True))
+            card.btn("like", label="More like this", icon="person_search", variant="outlined",
+                     on_click=self.on_more_like_this, params={"rank": rank})
         return types.Property(panel)
 
     def _patches_field(self, ctx):
         return ctx.panel.state.indexes[ctx.panel.state.searched_key]
 
     def _rows(self, ctx):
-        """The rows of the last search, ranked again (one text embedding; state keeps no rows)."""
+        """The rows of the last search (a text or an example), ranked again (state keeps no rows)."""
+        from ..core.identities.examples import rank_like
         from ..core.search import rank_persons
 
         state = ctx.panel.state
-        return rank_persons(ctx.dataset, state.searched, brain_key=state.searched_key, k=int(state.ranked))
+        if state.example:
+            return rank_like(ctx.dataset, state.searched_key, k=int(state.ranked), label_id=state.example)
+        return rank_persons(ctx.dataset, state.searched, brain_key=state.searched_key, k=int(state.ranked),
+                            constraints=_constraints(state) or None)
+
+
+def _constraints(state):
+    """The chips switched on, as constraints."""
+    return {field: chip["value"] for field, chip in (state.chips or {}).items() if chip["on"]}
+
+
+def _cut(state):
+    """The cosine that makes a match in the results shown: the slider's (a text), the link threshold (an example)."""
+    return defaults.IDENTITY_LINK_THRESHOLD if state.example else state.threshold
 
 
 def _card(rank):
@@ -231,7 +297,17 @@ def _caption(row):
     where = f"track {row['track_id']} · frame {row['frame_number']}" if row.get("frame_number") is not None \
         else "person"
     prob = f" · p={row['probability']:.2f}" if row.get("probability") is not None else ""
-    return f"**#{row['rank']}** · {_score(row['similarity'])}{prob}  \n{where}  \n`{_file(row)}`"
+    return f"**#{row['rank']}** · {_score(row['similarity'])}{prob}{_badge(row)}  \n{where}  \n`{_file(row)}`"
+
+
+def _badge(row):
+    """The verified badge of a result: Gemini's cached verdict for this query, if any."""
+    verdict = row.get("verification") or {}
+    if verdict.get("match") == "yes":
+        return " · ✅ verified"
+    if verdict.get("match") == "no":
+        return f" · ❌ not {verdict.get('failed_constraint') or 'a match'}"
+    return " · ❔ unsure" if verdict.get("match") == "unsure" else ""
 
 
 def _file(row):

@@ -64,6 +64,9 @@ class FakeGemini:
         self.huge_bytes = huge_bytes  # size of the "huge" answer's description
         self.trickle_s = trickle_s  # pause between the bytes of a "trickle" answer
         self.answers = {}  # image key -> dict
+        #: Optional ``responder(image keys, prompt text) -> answer dict or None`` (None: the usual answer), for
+        #: prompts other than attributes: query parsing, verification.
+        self.responder = None
         self.faults = collections.defaultdict(list)  # image key or "*" -> list of fault names, consumed in order
         self.requests = []  # dicts: time, path, headers, body, status, images
         self.lock = threading.Lock()
@@ -185,9 +188,10 @@ class FakeGemini:
         elif fault == "huge":
             answer_text = json.dumps({**DEFAULT_ANSWER, "description": "a" * self.huge_bytes})
         else:
-            if images:
+            answer = self.responder(record["images"], text) if self.responder else None
+            if answer is None and images:
                 answer = self.answers.get(record["images"][0], DEFAULT_ANSWER)
-            else:  # a description rewrite: echo the facts
+            elif answer is None:  # a description rewrite: echo the facts
                 answer = {"description": "rewritten: " + text.split("Facts: ")[-1].split("\n")[0]}
             answer_text = json.dumps(answer)
         payload = {

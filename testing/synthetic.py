@@ -468,6 +468,45 @@ def true_person(videos, filepath, frame_number, box):
     raise ValueError(f"no true person at frame {frame_number} of {filepath} with box {box}")
 
 
+#: Who is in each image of :func:`write_recurring_scenes`: person 0 in three of the four.
+RECURRING_LAYOUT = ((0, 1, 2), (3, 0), (1, 3), (2, 0))
+
+
+def write_recurring_scenes(folder, specs, width=480, height=270, seed=3):
+    """Four scene images of four people (``specs[:4]``) where ``specs[0]`` is in three of them, the others in two.
+
+    For query by example ("more like this": a person's other images first).
+    Use :func:`scene_people` to say who each indexed person is.
+
+    Example::
+
+        specs = random_specs(4)
+        scenes = write_recurring_scenes("/tmp/recurring", specs)
+        scenes[1].specs[1] == specs[0]                                    # True
+    """
+    return write_scenes(folder, [[specs[p] for p in people] for people in RECURRING_LAYOUT], width=width,
+                        height=height, seed=seed)
+
+
+def scene_people(samples, scenes, field="persons"):
+    """``{label id: person}`` for the detections in ``field`` of :func:`write_recurring_scenes`' images.
+
+    ``person`` indexes :data:`RECURRING_LAYOUT`'s people (and the specs); boxes
+    must be the true ones (e.g. indexed from ``ground_truth``).
+
+    Example::
+
+        index_persons(dataset, matcher=..., detections_field="ground_truth")
+        scene_people(dataset, scenes)                                     # {"65a1...": 0, ...}
+    """
+    truth = {scene.filepath: list(zip(people, scene.boxes)) for scene, people in zip(scenes, RECURRING_LAYOUT)}
+    out = {}
+    for filepath, ids, boxes in zip(*samples.values(["filepath", f"{field}.detections.id",
+                                                      f"{field}.detections.bounding_box"])):
+        for label_id, box in zip(ids or [], boxes or []):
+            out[label_id] = next(p for p, true_box in truth[filepath] if np.allclose(true_box, box, atol=1e-6))
+    return out
+
 
 def write_video(path, specs, num_frames=90, width=1280, height=720, fps=30.0, seed=0):
     """Write an H.264 MP4 of ``specs`` walking across the frame, with true tracks.

@@ -209,6 +209,7 @@ class GeminiCaller:
         from google.genai import types
 
         self._types = types
+        self._key = api_key  # only to keep it out of messages
         self._client = genai.Client(api_key=api_key, http_options=types.HttpOptions(
             base_url=base_url, timeout=int(timeout_s * 1000),
             client_args={"event_hooks": _guard_body(float(timeout_s), int(max_answer_bytes))}))
@@ -330,6 +331,26 @@ def run_calls(caller, jobs, make_parts, schema, concurrency, on_result, stop=Non
         raise fatal
 
 
+def calls_until_refused(caller, jobs, make_parts, schema, concurrency, on_result):
+    """:func:`run_calls`, returning None, or the message of a refusal (400 / 401 / 403 / 404) that stopped it.
+
+    The message names what to fix and never holds the key.
+
+    Example::
+
+        stopped = calls_until_refused(caller, jobs, make_parts, Verdict, 8, on_result)
+        if stopped:
+            raise GeminiRequestRefused(stopped)
+    """
+    try:
+        run_calls(caller, jobs, make_parts, schema, concurrency, on_result)
+    except Exception as exc:
+        if not _is_fatal(exc):
+            raise
+        return _refusal(exc, caller.model, caller._key)
+    return None
+
+
 def image_bytes(path):
     """The bytes and MIME type of the image file at ``path``, checked by decoding it; raises if it is no image.
 
@@ -428,7 +449,6 @@ def generate_attributes(samples, api_key=None, model=defaults.GEMINI_MODEL,
     """
     _validate(views_per_call, concurrency, requests_per_minute, chunk_size, samples, group_field)
     check_attributes_field(samples, field)
-    schema = attribute_schema(include_sensitive)
     todo = pending(samples, field, overwrite)
     jobs = plan_jobs(todo, views_per_call, group_field)
     estimate = estimate_usage(jobs, include_sensitive)
@@ -437,10 +457,33 @@ def generate_attributes(samples, api_key=None, model=defaults.GEMINI_MODEL,
     if not jobs:  # nothing to do: the last run's record stays the truth
         return {"todo": 0, "attributed": 0, "failed": 0, "calls": 0, "run_key": run_key}
     key = resolve_api_key(api_key)
-    caller = GeminiCaller(key, model=model, base_url=base_url, timeout_s=timeout_s, max_attempts=max_attempts,
-                          backoff_initial_s=backoff_initial_s, requests_per_minute=requests_per_minute,
-                          max_answer_bytes=max_answer_bytes)
     writer = ChunkWriter(samples, field=field, error_field=error_field, chunk_size=chunk_size)
+    return attribute_calls(samples, jobs, writer, key, model=model, views_per_call=views_per_call,
+                           include_sensitive=include_sensitive, concurrency=concurrency,
+                           requests_per_minute=requests_per_minute, run_key=run_key, on_progress=on_progress,
+                           base_url=base_url, timeout_s=timeout_s, max_attempts=max_attempts,
+                           backoff_initial_s=backoff_initial_s, max_answer_bytes=max_answer_bytes)
+
+
+def attribute_calls(samples, jobs, writer, api_key, model=defaults.GEMINI_MODEL,
+                    views_per_call=defaults.GEMINI_VIEWS_PER_CALL,
+                    include_sensitive=defaults.INCLUDE_SENSITIVE_ATTRIBUTES, concurrency=defaults.GEMINI_CONCURRENCY,
+                    requests_per_minute=defaults.GEMINI_REQUESTS_PER_MINUTE, run_key=contract.ATTRIBUTES_RUN_KEY,
+                    on_progress=None, **caller_kwargs):
+    """Ask Gemini for the attributes of each job (a list of ``(key, image path)``); ``writer`` stores them.
+
+    The shared engine of :func:`generate_attributes` (keys are sample ids,
+    a :class:`~.store.ChunkWriter`) and of attributes for indexed persons
+    (keys are label ids, a :class:`~.store.LabelChunkWriter`): retries, rate
+    limit, chunked writes, the run record on ``samples`` under ``run_key``.
+    Raises :class:`GeminiRequestRefused` after saving what finished.
+
+    Example::
+
+        attribute_calls(dataset, [[(sample.id, sample.filepath)]], ChunkWriter(dataset), api_key="...")
+    """
+    caller = GeminiCaller(api_key, model=model, requests_per_minute=requests_per_minute, **caller_kwargs)
+    schema = attribute_schema(include_sensitive)
     texts = {n: prompt_text(n, include_sensitive) for n in {len(j) for j in jobs}}
     errors = collections.Counter()
     done = [0]
@@ -459,30 +502,30 @@ def generate_attributes(samples, api_key=None, model=defaults.GEMINI_MODEL,
 
     stopped = None
     try:
-        run_calls(caller, jobs, lambda job: image_parts([p for _, p in job], texts[len(job)]), schema,
-                  concurrency, on_result)
-    except Exception as exc:
-        if not _is_fatal(exc):
-            raise
-        stopped = _refusal(exc, model, key)
+        stopped = calls_until_refused(caller, jobs, lambda job: image_parts([p for _, p in job], texts[len(job)]),
+                                      schema, concurrency, on_result)
     finally:
         try:
             writer.close()
         finally:  # the run record is written whatever happened to the last chunk
             config = {"provider": "gemini", "model": model, "prompt_version": contract.ATTRIBUTES_PROMPT_VERSION,
                       "views_per_call": views_per_call, "include_sensitive": bool(include_sensitive),
-                      "concurrency": concurrency, "requests_per_minute": requests_per_minute, "field": field}
+                      "concurrency": concurrency, "requests_per_minute": requests_per_minute,
+                      "field": writer.field}
             results = {"todo": sum(len(j) for j in jobs), "attributed": writer.written, "failed": writer.failed,
-                       "unstored": writer.unstored,
-                       "calls": caller.stats["calls"], "attempts": caller.stats["attempts"],
-                       "retries": caller.stats["retries"], "rate_limited": caller.stats["rate_limited"],
-                       "prompt_tokens": caller.stats["prompt_tokens"], "output_tokens": caller.stats["output_tokens"],
+                       "unstored": writer.unstored, **usage_counts(caller),
                        "errors": dict(errors.most_common(20)), "stopped": stopped,
                        "duration_s": round(time.time() - started, 2)}
             save_run(samples, run_key, config, results)
     if stopped:
         raise GeminiRequestRefused(stopped)
     return {**results, "run_key": run_key}
+
+
+def usage_counts(caller):
+    """The calls, attempts, retries, 429s and tokens a :class:`GeminiCaller` counted, for a run record."""
+    return {name: caller.stats[name] for name in ("calls", "attempts", "retries", "rate_limited", "prompt_tokens",
+                                                  "output_tokens")}
 
 
 class Rewrite(BaseModel):

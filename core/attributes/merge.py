@@ -233,15 +233,8 @@ def merge_attributes(samples, group_field=contract.PERSON_ID_FIELD, scope_field=
     for sample_id, group, doc in zip(ids, groups, docs):
         if group is not None:
             members[group].append((sample_id, doc))
-    merged = {}
-    for n, (group, views) in enumerate(members.items()):
-        seen = [(sid, *from_document(doc, schema)) for sid, doc in views if doc is not None]
-        if seen:
-            result = merge_views([v for _, v, _ in seen], [c for _, _, c in seen], schema, accessory_min_views)
-            result.conflicts = {f: {val: [seen[i][0] for i in idx] for val, idx in by.items()}
-                                for f, by in result.conflicts.items()}
-            merged[group] = result
-        notify(on_progress, 0.5 * (n + 1) / max(len(members), 1), "merging views")
+    merged = merge_groups(members, schema, accessory_min_views,
+                          lambda done: notify(on_progress, 0.5 * done / max(len(members), 1), "merging views"))
     rewritten_failures = 0
     if rewrite and merged:
         from .gemini import rewrite_descriptions
@@ -278,6 +271,47 @@ def merge_attributes(samples, group_field=contract.PERSON_ID_FIELD, scope_field=
                                 "merged_field": merged_field,
                                 "accessory_min_views": int(accessory_min_views), "rewrite": bool(rewrite)}, results)
     return {**results, "run_key": run_key}
+
+
+def merge_groups(members, schema=PersonAttributes, accessory_min_views=defaults.ACCESSORY_MIN_VIEWS, on_group=None,
+                 view_confidence=False):
+    """``{group: MergedIdentity}`` from ``{group: [(view id, stored attributes document or None)]}``.
+
+    Conflicts name the views by their ids; groups whose views have no
+    attributes are left out. ``on_group(count)`` is called after each group.
+    With ``view_confidence`` each merged confidence (the vote's share) is
+    also scaled by the mean confidence the winning views gave their value,
+    so one unsure view (a zero-shot 0.4) does not become a sure consensus.
+
+    Example::
+
+        merged = merge_groups({("video", 3): [(label_id, doc), (other_id, other_doc)]})
+    """
+    merged = {}
+    for n, (group, views) in enumerate(members.items()):
+        seen = [(sid, *from_document(doc, schema)) for sid, doc in views if doc is not None]
+        if seen:
+            result = merge_views([v for _, v, _ in seen], [c for _, _, c in seen], schema, accessory_min_views)
+            result.conflicts = {f: {val: [seen[i][0] for i in idx] for val, idx in by.items()}
+                                for f, by in result.conflicts.items()}
+            if view_confidence:
+                _scale_by_views(result, [v for _, v, _ in seen], [c for _, _, c in seen])
+            merged[group] = result
+        if on_group is not None:
+            on_group(n + 1)
+    return merged
+
+
+def _scale_by_views(result, views, confidences):
+    """Multiply each merged confidence by the mean confidence of the views that gave the winning value."""
+    for field, share in result.confidence.items():
+        winner = result.values.get(field)
+        if isinstance(winner, list):
+            winner = winner[0] if winner else None
+        firsts = [(v.get(field) or [None])[0] if isinstance(v.get(field), list) else v.get(field) for v in views]
+        backing = [c.get(field, 1.0) for value, c in zip(firsts, confidences) if value == winner]
+        if backing:
+            result.confidence[field] = round(share * sum(backing) / len(backing), 4)
 
 
 def _writable_descriptions(samples, ids, merged_field, description_field, overwrite):

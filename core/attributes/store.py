@@ -33,13 +33,13 @@ def to_document(values, confidence=None, **extra):
 
 
 def from_document(doc, schema):
-    """``(values, confidence)`` of a stored document: values of ``schema``'s fields, confidences default 1."""
+    """``(values, confidence)`` of a stored document (or its dict): ``schema``'s fields, confidences default 1."""
     if doc is None:
         return None, None
-    values = {f: doc.get_field(f) if doc.has_field(f) else None for f in schema.model_fields}
-    conf = doc.get_field("confidence") if doc.has_field("confidence") else None
-    confidence = {f: (conf.get_field(f) if conf is not None and conf.has_field(f) else 1.0)
-                  for f in schema.model_fields}
+    doc = doc if isinstance(doc, dict) else doc.to_dict()  # label attributes read with values() are dicts
+    values = {f: doc.get(f) for f in schema.model_fields}
+    conf = doc.get("confidence") or {}
+    confidence = {f: conf[f] if conf.get(f) is not None else 1.0 for f in schema.model_fields}
     return values, confidence
 
 
@@ -125,7 +125,10 @@ class ChunkWriter:
                                          f"the answer is kept in {self._spool(sample_id, document)}")
                     self.unstored += 1
         if errors:
-            self.dataset.set_values(self.error_field, errors, key_field="id")
+            self._write_errors(errors)
+
+    def _write_errors(self, errors):
+        self.dataset.set_values(self.error_field, errors, key_field="id")
 
     def _spool(self, sample_id, document):
         """Save a refused record as JSON (the paid-for answer survives); returns its path."""
@@ -145,6 +148,51 @@ class ChunkWriter:
 
     def close(self):
         self.flush()
+
+
+class LabelChunkWriter(ChunkWriter):
+    """A :class:`ChunkWriter` for attributes of labels (the person detections of an indexed dataset).
+
+    ``path`` is the labels' list field (``persons.detections`` or
+    ``frames.persons.detections``); ``owners`` maps each label id to its
+    sample id (images) or frame id (videos). ``field`` and ``error_field``
+    become attributes of the labels, declared so the App can filter on them.
+
+    Example::
+
+        writer = LabelChunkWriter(dataset, "frames.persons.detections", {label_id: frame_id})
+        writer.add(label_id, to_document({"hat": "yes"}))
+        writer.close()
+    """
+
+    def __init__(self, samples, path, owners, **kwargs):
+        self.path, self.owners = path, owners
+        super().__init__(samples, **kwargs)
+
+    def _ensure_fields(self):
+        import fiftyone as fo
+
+        name = f"{self.path}.{self.error_field}"
+        if not self.dataset.has_field(name):
+            if name.startswith("frames."):
+                self.dataset.add_frame_field(name[len("frames."):], fo.StringField)
+            else:
+                self.dataset.add_sample_field(name, fo.StringField)
+
+    def _set(self, attribute, values, dynamic=False):
+        key = "frame_id" if self.path.startswith("frames.") else "sample_id"
+        self.dataset.set_label_values(f"{self.path}.{attribute}", [
+            {key: self.owners[label_id], "label_id": label_id, "value": value} for label_id, value in values.items()],
+            dynamic=dynamic)
+
+    def _write_errors(self, errors):
+        self._set(self.error_field, errors)
+
+    def _write(self, done):
+        if done:
+            self._set(self.field, done, dynamic=True)
+            self._set(self.error_field, {i: None for i in done})
+            self.written += len(done)
 
 
 def save_run(samples, run_key, config, results):

@@ -97,6 +97,29 @@ def _predict(image_embeddings, text_embeddings, prompts, scale, min_confidence):
     return out
 
 
+def attributes_from_embeddings(model, image_embeddings, schema, min_confidence=defaults.ZERO_SHOT_MIN_CONFIDENCE,
+                               prompted=None):
+    """``[(values, confidence)]`` for image embeddings already computed by ``model`` (e.g. the person index's).
+
+    Only the prompts go through the text tower (``prompted``: their
+    :func:`prompt_embeddings`, computed once per run): a person indexed with
+    the matcher gets its attributes without its crop being read or embedded again.
+
+    Example::
+
+        values, confidence = attributes_from_embeddings(matcher, stored_vectors, PersonAttributes)[0]
+    """
+    prompts, texts, scale = prompted or prompt_embeddings(model, schema)
+    return _predict(np.asarray(image_embeddings, dtype=np.float32), texts, prompts, scale, float(min_confidence))
+
+
+def prompt_embeddings(model, schema):
+    """``(prompts, text embeddings, logit scale)`` of every attribute value's prompt; embed once per run."""
+    prompts = attribute_prompts(schema)
+    texts = model.embed_texts([p for by_value in prompts.values() for p in by_value.values()])
+    return prompts, texts, float(model.logit_scale_and_bias()[0])
+
+
 def zero_shot_attributes(samples, matcher=defaults.MATCHER_MODEL, include_sensitive=False, overwrite=False,
                          min_confidence=defaults.ZERO_SHOT_MIN_CONFIDENCE, batch_size=defaults.MATCHER_BATCH_SIZE,
                          field=contract.ATTRIBUTES_FIELD, error_field=contract.ATTRIBUTES_ERROR_FIELD,
@@ -123,10 +146,8 @@ def zero_shot_attributes(samples, matcher=defaults.MATCHER_MODEL, include_sensit
         return {"todo": 0, "attributed": 0, "failed": 0, "run_key": run_key}
     schema = attribute_schema(include_sensitive)
     model = matcher if hasattr(matcher, "embed_images") else load_matcher(matcher, device=device, batch_size=batch_size)
-    prompts = attribute_prompts(schema)
-    texts = model.embed_texts([p for by_value in prompts.values() for p in by_value.values()])
-    scale = float(model.logit_scale_and_bias()[0])
     name = getattr(model, "name_or_path", str(matcher))
+    prompted = prompt_embeddings(model, schema)
     todo = pending(samples, field, overwrite)
     ids, paths = todo.values("id"), todo.values("filepath")
     writer = ChunkWriter(samples, field=field, error_field=error_field, chunk_size=batch_size)
@@ -139,8 +160,9 @@ def zero_shot_attributes(samples, matcher=defaults.MATCHER_MODEL, include_sensit
             except OSError as exc:
                 writer.add(sample_id, error=f"zero-shot: cannot read image: {exc}")
         if images:
-            for sample_id, (values, conf) in zip(batch, _predict(model.embed_images(images), texts, prompts, scale,
-                                                                  float(min_confidence))):
+            predicted = attributes_from_embeddings(model, model.embed_images(images), schema, min_confidence,
+                                                   prompted)
+            for sample_id, (values, conf) in zip(batch, predicted):
                 writer.add(sample_id, to_document(values, conf, provider="zero-shot", model=str(name)))
         notify(on_progress, min(start + batch_size, len(ids)) / max(len(ids), 1), "zero-shot attributes")
     writer.close()

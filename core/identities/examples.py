@@ -13,9 +13,12 @@ Example::
     rows = rank_like(dataset, track=(video_id, 3))                    # a track
     rows = rank_like(dataset, identity=7)                             # an identity (after link_identities)
     rows = rank_like(dataset, image="/data/crops/suspect.jpg")        # an uploaded crop
+    result = run_example(dataset, rows[0], k=10)                      # the panel's "more like this", with crops
 """
 
 from __future__ import annotations
+
+import os
 
 import numpy as np
 
@@ -123,3 +126,42 @@ def rank_like(samples, brain_key=contract.PERSON_INDEX_KEY, k=defaults.TOP_K, la
     for row in rows:
         row["match"] = row["similarity"] >= defaults.IDENTITY_LINK_THRESHOLD
     return rows if k is None else rows[:int(k)]
+
+
+def run_example(samples, row, brain_key=contract.PERSON_INDEX_KEY, k=defaults.TOP_K, label=False):
+    """The panel's "more like this": everyone ranked against the person of a result ``row``, with crops.
+
+    As :func:`core.search.panel_data.run_query` does for a text: returns
+    ``{"rows", "histogram", "above", "total"}`` (rows through :func:`rank_like`,
+    the row's own track left out; ``match`` and ``above`` at the link threshold
+    ``defaults.IDENTITY_LINK_THRESHOLD``) plus ``query``, the example's name.
+    With ``label`` the dataset's ``match`` labels become this example's
+    (:func:`core.search.search_persons`, recorded under that name).
+
+    Example::
+
+        rows = panel_data.run_query(dataset, "red top", "person_index")["rows"]
+        result = run_example(dataset, rows[0], k=5)
+        result["query"]                                  # "more like track 3 of walk.mp4"
+    """
+    from ..search import panel_data, search_persons
+
+    panel_data.check_k(k)
+    threshold = defaults.IDENTITY_LINK_THRESHOLD
+    everyone = rank_like(samples, brain_key, k=None, label_id=row["label_id"])
+    name = example_name(row)
+    if label:
+        vector, _ = example_vector(samples, brain_key, label_id=row["label_id"])
+        search_persons(samples, vector, brain_key=brain_key, threshold=threshold, query_name=name)
+    return dict(panel_data.ranked_result(everyone, k, threshold), query=name)
+
+
+def example_name(row):
+    """How the panel and the search record name a "more like this" example: its track or person, and its file.
+
+    Example::
+
+        example_name({"track_id": 3, "filepath": "/data/walk.mp4"})   # "more like track 3 of walk.mp4"
+    """
+    who = f"track {row['track_id']}" if row.get("track_id") is not None else "the person"
+    return f"more like {who} of {os.path.basename(row['filepath'])}"

@@ -100,7 +100,7 @@ def export_reid_dataset(samples, name, folder, persons_field=contract.PERSONS_FI
     from PIL import Image
 
     from ..models.images import crop_relative, read_rgb_array
-    from ..search.tracking import read_frames
+    from ..search.tracking import frames_at
 
     if not 0.0 <= float(test_fraction) < 1.0:
         raise ValueError(f"test_fraction must be in [0, 1), got {test_fraction}")
@@ -121,14 +121,7 @@ def export_reid_dataset(samples, name, folder, persons_field=contract.PERSONS_FI
     for n, (filepath, members) in enumerate(sorted(wanted.items())):
         notify(on_progress, 0.05 + 0.85 * n / max(len(wanted), 1), f"cropping {os.path.basename(filepath)}")
         if samples.media_type == "video":
-            needed = defaultdict(list)
-            for i in members:
-                needed[crops[i][3]].append(i)
-            images = {}
-            for numbers, frames in read_frames(filepath, defaults.DETECTOR_BATCH_SIZE):
-                images.update({k: f[:, :, ::-1] for k, f in zip(numbers, frames) if k in needed})
-                if len(images) == len(needed):
-                    break
+            images = frames_at(filepath, {crops[i][3] for i in members})
         else:
             images = {None: read_rgb_array(filepath)}
         batch = []

@@ -50,8 +50,29 @@ def text_indexes(samples):
 # --------------------------------------------------------------------------- querying
 
 
+def query_chips(samples, brain_key, query, api_key=None):
+    """The query's constraints as the panel's chips ``{attribute: {"value", "on"}}`` ({} without attributes).
+
+    Example::
+
+        query_chips(dataset, "person_index", "red top, no backpack")
+        # {"upper_colors": {"value": "red", "on": True}, "backpack": {"value": "no", "on": True}}
+    """
+    from ..attributes.constraints import parse_query
+
+    dataset = samples._root_dataset
+    if brain_key not in dataset.list_brain_runs() or not str(query or "").strip():
+        return {}
+    field = dataset.get_brain_info(brain_key).config.patches_field
+    prefix = "frames." if dataset.media_type == "video" else ""
+    if not dataset.has_field(f"{prefix}{field}.detections.{contract.MERGED_ATTRIBUTES_FIELD}"):
+        return {}
+    return {name: {"value": value, "on": True} for name, value in parse_query(query, api_key=api_key).items()}
+
+
 def run_query(samples, query, brain_key, k=defaults.TOP_K, threshold=defaults.MATCH_THRESHOLD,
-              bins=defaults.PANEL_HISTOGRAM_BINS, crop_height=defaults.PANEL_CROP_HEIGHT, label=False):
+              bins=defaults.PANEL_HISTOGRAM_BINS, crop_height=defaults.PANEL_CROP_HEIGHT, label=False,
+              constraints=None):
     """Rank every indexed person of ``samples`` against ``query``; the top ``k`` get crop thumbnails.
 
     Scores come from :func:`core.search.rank_persons` (one text embedding,
@@ -61,7 +82,10 @@ def run_query(samples, query, brain_key, k=defaults.TOP_K, threshold=defaults.MA
     scores, ``above`` counts people at or above ``threshold`` (cosine).
     With ``label`` the query's scores and ``match`` labels are also written
     to the dataset (:func:`core.search.search_persons`), as the panel does,
-    so the grid shows the same matches as the list.
+    so the grid shows the same matches as the list. ``constraints`` rank by
+    the fused score (:func:`core.search.rank_persons`); each row then also
+    carries ``verification``, the cached Gemini verdict of that person for
+    this query (None when not verified; nothing is sent).
 
     Example::
 
@@ -69,13 +93,40 @@ def run_query(samples, query, brain_key, k=defaults.TOP_K, threshold=defaults.MA
     """
     from .query import rank_persons, search_persons
     from .validation import check_threshold
+    from .verify import cached_verdicts
 
+    check_k(k)
+    check_threshold(threshold, "cosine")  # NaN and out-of-range values would match no one, silently
+    everyone = rank_persons(samples, query, brain_key=brain_key, k=None, constraints=constraints or None)
+    if label:
+        search_persons(samples, query, brain_key=brain_key, threshold=threshold, constraints=constraints or None)
+    result = ranked_result(everyone, k, threshold, bins, crop_height)
+    verdicts = cached_verdicts(samples, query, constraints, [row["label_id"] for row in result["rows"]])
+    for row in result["rows"]:
+        row["verification"] = verdicts.get(row["label_id"])
+    return result
+
+
+def check_k(k):
+    """Raise unless ``k`` (results shown) is a whole number from 1 to ``defaults.PANEL_MAX_K``.
+
+    Example::
+
+        check_k(25)                                      # fine; check_k(0) raises ValueError
+    """
     if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= defaults.PANEL_MAX_K:
         raise ValueError(f"k must be a whole number from 1 to {defaults.PANEL_MAX_K}, got {k!r}")
-    check_threshold(threshold, "cosine")  # NaN and out-of-range values would match no one, silently
-    everyone = rank_persons(samples, query, brain_key=brain_key, k=None)
-    if label:
-        search_persons(samples, query, brain_key=brain_key, threshold=threshold)
+
+
+def ranked_result(everyone, k, threshold, bins=defaults.PANEL_HISTOGRAM_BINS, crop_height=defaults.PANEL_CROP_HEIGHT):
+    """The panel's result from all ranked rows: the top ``k`` with rank, match and crop; the histogram of all.
+
+    Returns ``{"rows", "histogram", "above", "total"}`` (see :func:`run_query`).
+
+    Example::
+
+        ranked_result(rank_persons(dataset, "red top", k=None), k=10, threshold=0.1)
+    """
     histogram = score_histogram([r["similarity"] for r in everyone], threshold, bins)
     rows = [dict(r, rank=i + 1, match=r["similarity"] >= threshold) for i, r in enumerate(everyone[:int(k)])]
     for row, crop in zip(rows, person_crops(rows, crop_height)):

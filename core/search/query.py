@@ -60,15 +60,27 @@ def _threshold_cosine(gallery, threshold, threshold_type):
     return gallery.matcher.cosine_for_probability(threshold)
 
 
+def _fused(dataset, gallery, people, constraints, weight, hard):
+    """``people`` as :class:`~.fusion.FusedPerson`, best first: by fused score with constraints, else by similarity."""
+    from .fusion import FusedPerson, attribute_docs, fuse
+
+    if not constraints:
+        return [FusedPerson(p, None, None, []) for p in sorted(people, key=lambda p: -p.score)]
+    label_of = lambda person: gallery.label_ids[person.best]  # noqa: E731 - a track's labels share its consensus
+    docs = attribute_docs(dataset, gallery.patches_field, gallery.video, [label_of(p) for p in people])
+    return fuse(people, label_of, docs, constraints, weight, hard)
+
+
 def rank_persons(samples, query, brain_key=contract.PERSON_INDEX_KEY, k=defaults.TOP_K, threshold=None,
-                 threshold_type="cosine"):
+                 threshold_type="cosine", constraints=None, attribute_weight=defaults.ATTRIBUTE_WEIGHT, hard=False):
     """Rank the indexed people of ``samples`` against ``query``; embeds only the text, writes nothing.
 
     Signature: ``rank_persons(samples, query, brain_key="person_index", k=25,
-    threshold=None, threshold_type="cosine") -> list[dict]``. Images give one
+    threshold=None, threshold_type="cosine", constraints=None,
+    attribute_weight=0.5, hard=False) -> list[dict]``. Images give one
     row per person, videos one row per track (its best-scoring frame).
     Rows, best first, at most ``k`` (None = all), only those passing
-    ``threshold`` when one is given::
+    ``threshold`` (on the similarity) when one is given::
 
         {"sample_id": str, "frame_number": int | None, "label_id": str, "track_id": int | None,
          "similarity": float, "probability": float | None, "bounding_box": [x, y, w, h] (relative),
@@ -77,22 +89,34 @@ def rank_persons(samples, query, brain_key=contract.PERSON_INDEX_KEY, k=defaults
     ``match`` says whether the row passes ``threshold`` (or, when none is
     given, the matcher's calibrated threshold, see :func:`core.models.matcher.matcher_threshold`).
 
+    ``constraints`` (a dict or ``"attr=value, ..."`` text, e.g. from
+    :func:`core.attributes.constraints.parse_query`) rank by the fused score
+    of :mod:`.fusion` instead (``attribute_weight`` its attribute share) and
+    add ``attribute_score`` and ``fused_score`` to the rows; ``hard`` (True,
+    or attribute names) leaves out people whose known attributes contradict
+    those constraints (``unknown`` never does).
+
     Example::
 
         rows = rank_persons(dataset, "red top and blue trousers", k=5, threshold=0.6,
                             threshold_type="probability")
+        rows = rank_persons(dataset, "red top and blue trousers", constraints=parse_query("red top and blue trousers"),
+                            hard=["upper_colors"])
     """
+    from .fusion import check_fusion
+
+    constraints, weight, hard = check_fusion(constraints, attribute_weight, hard)
     gallery, cut = _prepare_query(samples, query, brain_key, k, threshold, threshold_type, candidates=True)
     cosine, _ = gallery.score(query)
     allowed = set(samples.values("id")) if samples is not samples._root_dataset else None
     match_cut = cut if cut is not None else _default_threshold(gallery, None, "cosine")
+    people = [p for p in gallery.people(cosine) if (allowed is None or p.sample_id in allowed)
+              and (cut is None or p.score >= cut)]
     rows = []
-    for person in sorted(gallery.people(cosine), key=lambda p: -p.score):
-        if allowed is not None and person.sample_id not in allowed:
+    for fused in _fused(samples._root_dataset, gallery, people, constraints, weight, hard):
+        if fused.contradicted:
             continue
-        if cut is not None and person.score < cut:
-            break
-        j = person.best
+        person, j = fused.person, fused.person.best
         probability = gallery.matcher.probability(person.score) if isinstance(query, str) else None
         rows.append({
             "sample_id": str(person.sample_id),
@@ -105,13 +129,16 @@ def rank_persons(samples, query, brain_key=contract.PERSON_INDEX_KEY, k=defaults
             "filepath": gallery.filepaths[j],
             "match": bool(person.score >= match_cut),
         })
+        if constraints:
+            rows[-1].update(attribute_score=fused.attribute_score, fused_score=round(fused.fused, 6))
         if k is not None and len(rows) >= int(k):
             break
     return rows
 
 
 def search_persons(samples, query, brain_key=contract.PERSON_INDEX_KEY, threshold=None,
-                   threshold_type="cosine", k=None, on_progress=None):
+                   threshold_type="cosine", k=None, constraints=None, attribute_weight=defaults.ATTRIBUTE_WEIGHT,
+                   hard=False, on_progress=None, query_name=None):
     """Score every indexed person against ``query`` and write the results; returns a sorted view.
 
     Writes ``similarity`` / ``probability`` on each person, the label
@@ -126,14 +153,25 @@ def search_persons(samples, query, brain_key=contract.PERSON_INDEX_KEY, threshol
     overwrites these fields; the query and threshold behind the labels are
     recorded (:func:`core.search.last_search`), the score fields declared
     (sidebar filters) and matches coloured apart in the dataset's saved
-    color scheme. Returns ``samples`` sorted by
-    ``person_similarity`` (best first), limited to ``k`` samples if given.
+    color scheme. ``query`` may also be an image embedding (query by
+    example); ``query_name`` is what the record calls it (default: the text).
+    Returns ``samples`` sorted by ``person_similarity`` (best first), limited
+    to ``k`` samples if given.
+
+    With ``constraints`` (see :func:`rank_persons`) each person also gets
+    ``attribute_score`` and ``fused_score``, samples are sorted by their best
+    fused score, and people contradicting a ``hard`` constraint are never
+    labelled ``match``.
 
     Example::
 
         view = search_persons(dataset, "red top and blue trousers", threshold=0.2)
+        view = search_persons(dataset, "red top", constraints={"upper_colors": "red"}, hard=True)
         session.view = view
     """
+    from .fusion import check_fusion
+
+    constraints, weight, hard = check_fusion(constraints, attribute_weight, hard)
     gallery, cut = _prepare_query(samples, query, brain_key, k, threshold, threshold_type)
     threshold = _default_threshold(gallery, threshold, threshold_type)
     cut = _threshold_cosine(gallery, threshold, threshold_type)
@@ -143,39 +181,68 @@ def search_persons(samples, query, brain_key=contract.PERSON_INDEX_KEY, threshol
     ids = samples.values("id")
     inside = set(ids)
     people = [p for p in gallery.people(cosine) if p.sample_id in inside]  # nothing outside the view is touched
-    best, members, is_match = {}, [], {}
-    for person in people:
+    fused = _fused(dataset, gallery, people, constraints, weight, hard)
+    best, order_by, members, is_match, attribute_of, fused_of = {}, {}, [], {}, {}, {}
+    for entry in fused:
+        person = entry.person
         members.append(person.members)
         for j in person.members:
-            is_match[int(j)] = person.score >= cut
+            is_match[int(j)] = person.score >= cut and not entry.contradicted
+            attribute_of[int(j)], fused_of[int(j)] = entry.attribute_score, entry.fused
         best[person.sample_id] = max(best.get(person.sample_id, -1.0), person.score)
+        ranking = entry.fused if constraints else person.score
+        order_by[person.sample_id] = max(order_by.get(person.sample_id, -1.0), ranking)
     notify(on_progress, 0.4, "writing scores")
     rows = np.concatenate(members) if members else np.zeros(0, dtype=int)
     write_person_scores(dataset, gallery.patches_field, gallery.video,
                         [gallery.owner_ids[j] for j in rows], [gallery.label_ids[j] for j in rows],
                         {contract.SIMILARITY_ATTR: cosine[rows].tolist(),
-                         contract.PROBABILITY_ATTR: probability[rows].tolist() if probability is not None else None,
+                         contract.PROBABILITY_ATTR:  # an example's cosines have none: clear the last text's
+                             probability[rows].tolist() if probability is not None else [None] * len(rows),
+                         **_fusion_columns(dataset, gallery, rows, constraints, attribute_of, fused_of),
                          "label": [contract.MATCH_LABEL if is_match[int(j)] else contract.PERSON_LABEL for j in rows]})
     write_sample_values(samples, {contract.SAMPLE_SIMILARITY_FIELD: {sid: best.get(sid) for sid in ids}})
+    kept = [entry.person for entry in fused if not entry.contradicted]
     if gallery.video:
-        write_sample_values(samples, {contract.VIDEO_MATCHES_FIELD: _track_spans(gallery, people, cut, ids)})
-    record_search(dataset, gallery.patches_field, gallery.video, query=query, brain_key=brain_key,
-                  threshold=threshold, threshold_type=threshold_type, cosine_threshold=cut,
-                  matches=sum(1 for p in people if p.score >= cut), people=len(people))
+        write_sample_values(samples, {contract.VIDEO_MATCHES_FIELD: _track_spans(gallery, kept, cut, ids,
+                                                                                  calibrated=probability is not None)})
+    record_search(dataset, gallery.patches_field, gallery.video, query=query_name or _name(query),
+                  brain_key=brain_key, threshold=threshold, threshold_type=threshold_type, cosine_threshold=cut,
+                  matches=sum(1 for p in kept if p.score >= cut), people=len(people),
+                  by_example=probability is None, constraints=constraints or None,
+                  attribute_weight=weight if constraints else None, hard=hard if constraints else None)
     notify(on_progress, 1.0, "done")
-    order = sorted(ids, key=lambda sid: -best[sid] if sid in best else float("inf"))
+    order = sorted(ids, key=lambda sid: -order_by[sid] if sid in order_by else float("inf"))
     view = samples.select(order, ordered=True)  # this query's ranking, whatever another query writes later
     return view.limit(int(k)) if k is not None else view
 
 
-def _track_spans(gallery, people, cut, ids):
-    """``{video id: TemporalDetections}``, one detection per track scoring at least ``cut``, best first."""
+def _name(query):
+    """What a search record calls ``query``: the text, or "an example" for an embedding."""
+    return query if isinstance(query, str) else "an example"
+
+
+def _fusion_columns(dataset, gallery, rows, constraints, attribute_of, fused_of):
+    """The attribute and fused score of each written person; None (clearing an earlier query's) without constraints."""
+    if constraints:
+        return {contract.ATTRIBUTE_SCORE_ATTR: [attribute_of[int(j)] for j in rows],
+                contract.FUSED_SCORE_ATTR: [fused_of[int(j)] for j in rows]}
+    path = ("frames." if gallery.video else "") + f"{gallery.patches_field}.detections.{contract.FUSED_SCORE_ATTR}"
+    return {a: [None] * len(rows) for a in (contract.ATTRIBUTE_SCORE_ATTR, contract.FUSED_SCORE_ATTR)} \
+        if dataset.has_field(path) else {}
+
+
+def _track_spans(gallery, people, cut, ids, calibrated=True):
+    """``{video id: TemporalDetections}``, one detection per track scoring at least ``cut``, best first.
+
+    ``calibrated``: the scores are text-image cosines, which have a SigLIP probability.
+    """
     import fiftyone.core.labels as fol
 
     out = {sid: [] for sid in ids}
     for person in sorted(people, key=lambda p: -p.score):
         if person.sample_id in out and person.score >= cut:
-            probability = gallery.matcher.probability(person.score)
+            probability = gallery.matcher.probability(person.score) if calibrated else None
             out[person.sample_id].append(fol.TemporalDetection(
                 label=contract.MATCH_LABEL, support=[person.first, person.last], confidence=person.score,
                 index=person.track, **{contract.SIMILARITY_ATTR: person.score, contract.PROBABILITY_ATTR:

@@ -50,7 +50,7 @@ def last_search(samples):
 
 
 def declare_score_fields(dataset, patches_field, video):
-    """Declare ``similarity`` / ``probability`` on the persons so the App sidebar can filter and sort on them.
+    """Declare the persons' scores (similarity, probability, attribute and fused) so the App sidebar can filter them.
 
     Example::
 
@@ -61,7 +61,8 @@ def declare_score_fields(dataset, patches_field, video):
 
     add = dataset.add_frame_field if video else dataset.add_sample_field
     has = dataset.has_frame_field if video else dataset.has_sample_field
-    for attr in (contract.SIMILARITY_ATTR, contract.PROBABILITY_ATTR):
+    for attr in (contract.SIMILARITY_ATTR, contract.PROBABILITY_ATTR, contract.ATTRIBUTE_SCORE_ATTR,
+                 contract.FUSED_SCORE_ATTR):
         path = f"{patches_field}.detections.{attr}"
         if not has(path):
             add(path, fof.FloatField)

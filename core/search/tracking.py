@@ -140,6 +140,25 @@ def read_frames(path, batch_size):
         capture.release()
 
 
+def frames_at(path, numbers, batch_size=defaults.DETECTOR_BATCH_SIZE):
+    """``{frame number: RGB array}`` of the (1-based) ``numbers`` of a video, in one decode pass that stops early.
+
+    Frames that cannot be decoded are missing from the result.
+
+    Example::
+
+        frames = frames_at("walk.mp4", {3, 40})    # {3: HxWx3 uint8, 40: ...}
+    """
+    wanted, images = set(numbers), {}
+    if not wanted:
+        return images
+    for batch_numbers, frames in read_frames(path, batch_size):
+        images.update({k: f[:, :, ::-1] for k, f in zip(batch_numbers, frames) if k in wanted})
+        if len(images) == len(wanted):
+            break
+    return images
+
+
 class _EmbeddingQueue:
     """Crops waiting for the encoder; rows are assigned now, filled when a batch is full."""
 

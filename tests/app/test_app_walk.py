@@ -2,10 +2,12 @@
 
 1. ``fiftyone app launch`` (a Python session follows the App): operator browser -> index persons with bad
    inputs first (a missing matcher, delegation in a stock App), then from the panel (immediate; result shown,
-   panel updates) -> panel query (grid labels agree, matches in their colour, scores filterable) -> open an
-   image result (person selected, still open 20 s later) -> threshold, recent query, show all -> k = 0.
+   panel updates, no page reload) -> panel query (grid labels agree, matches in their colour, scores filterable)
+   -> open an image result (the new ``persons`` in the modal, person selected, still open 20 s later) -> threshold, recent query -> more like this on a result
+   card (that person's other images first, the grid relabelled) -> show all -> k = 0.
 2. The App server alone with scheduling enabled and a ``fiftyone delegated launch`` worker: index a video
-   delegated -> the panel reports the job -> query -> open a video result (its track's clip, no error).
+   delegated -> the panel reports the job -> query -> open a video result (its track's clip with that track's
+   boxes, no error).
 
 Each step saves a screenshot under the artifacts dir (``walk-session-*.png``, ``walk-server-*.png``).
 """
@@ -16,8 +18,10 @@ import time
 
 import pytest
 
+from person_finder.core.identities.examples import rank_like
 from person_finder.core.search import last_search, rank_persons
 from person_finder.testing import synthetic
+from person_finder.testing.people_training import held_out_specs
 
 from browser.app import (AppServer, Steps, chromium_page, delegated_worker, form_field, open_dataset, open_operator,
                          open_panel)
@@ -42,17 +46,20 @@ def _red_pixels(path):
 
 
 @pytest.fixture()
-def scenes(dataset, test_root):
-    """Three scene images, six people with ground-truth boxes, not indexed; persistent for the App process."""
+def scene_truth(dataset, test_root):
+    """Four scene images of four people: one in three images, the others in two."""
+    return synthetic.write_recurring_scenes(os.path.join(test_root, "walk-scenes", dataset.name), held_out_specs())
+
+
+@pytest.fixture()
+def scenes(dataset, scene_truth):
+    """The scene images with ground-truth boxes, not indexed; persistent for the App process."""
     dataset.persistent = True
-    specs = synthetic.random_specs(6, seed=4)
-    made = synthetic.write_scenes(os.path.join(test_root, "walk-scenes", dataset.name),
-                                  [specs[:3], specs[3:5], specs[5:]], width=480, height=270, seed=0)
-    dataset.add_samples([scene.to_sample() for scene in made])
+    dataset.add_samples([scene.to_sample() for scene in scene_truth])
     return dataset
 
 
-def test_walk_with_a_python_session(scenes, tiny_siglip, artifacts_dir, test_root):
+def test_walk_with_a_python_session(scenes, scene_truth, finetuned_siglip, artifacts_dir, test_root):
     steps = Steps(artifacts_dir, "walk-session")
     logs = os.path.join(test_root, "app-logs")
     os.makedirs(logs, exist_ok=True)
@@ -85,25 +92,17 @@ def test_walk_with_a_python_session(scenes, tiny_siglip, artifacts_dir, test_roo
         # index from the panel: the result is shown and the panel updates by itself
         panel.get_by_role("button", name="Index persons").click()
         matcher.wait_for()
-        matcher.fill(tiny_siglip)
+        matcher.fill(finetuned_siglip)  # fine-tuned on synthetic people: "more like this" finds the same person
         form_field(page, "Existing detections").get_by_role("combobox").click()
         page.get_by_role("option", name="ground_truth").click()
         page.wait_for_timeout(1_000)
         execute.click()
-        page.get_by_text("6 people in 3 of 3 images indexed").last.wait_for(timeout=SLOW_MS)
+        page.get_by_text("9 people in 4 of 4 images indexed").last.wait_for(timeout=SLOW_MS)
         steps.shot(page, "indexed")
         page.get_by_role("button", name="Close").click()
         query = panel.locator("input[type=string]").first
         query.wait_for()
-        steps.shot(page, "panel-updated")
-        # Known limit: the sample modal keeps the field schema of the page load (FiftyOne 1.22), so the new
-        # `persons` field shows there only after the browser reloads once; the grid and sidebar update at once.
-        page.reload()
-        page.wait_for_selector("[data-cy=new-panel-btn]", timeout=120_000)
-        panel = open_panel(page, "person_search")
-        query = panel.locator("input[type=string]").first
-        query.wait_for()
-        before = _red_pixels(steps.shot(page, "after-reload"))
+        before = _red_pixels(steps.shot(page, "panel-updated"))  # no page reload from here on
 
         # panel query: ranked list, grid labelled by the same query, matches in their colour
         query.fill(QUERY)
@@ -118,7 +117,7 @@ def test_walk_with_a_python_session(scenes, tiny_siglip, artifacts_dir, test_roo
         shown = [text.index(f"#{i + 1} · {row['similarity']:.3f}") for i, row in enumerate(expected)]
         assert shown == sorted(shown)
         record = last_search(scenes)
-        assert record["query"] == QUERY and f"{record['matches']} of 6 people are match" in text.replace("\n", " ")
+        assert record["query"] == QUERY and f"{record['matches']} of 9 people are match" in text.replace("\n", " ")
         assert scenes.count_values("persons.detections.label").get("match", 0) == record["matches"]
         assert os.path.basename(expected[0]["filepath"]) in text  # file names, not ids
         assert record["matches"] == 0 or after > before + 100, (before, after)  # red boxes in the grid
@@ -134,6 +133,9 @@ def test_walk_with_a_python_session(scenes, tiny_siglip, artifacts_dir, test_roo
         assert modal.is_visible(), app.log()
         assert "Could not connect session" not in app.log()
         assert page.locator("[data-cy=entry-counts]").first.inner_text().startswith("1 sample")
+        # the modal has the `persons` field added after the page loaded, drawn, with the person selected
+        modal.locator("[data-cy=sidebar-field-persons]").wait_for()
+        assert modal.locator("[data-cy=action-manage-selected]").inner_text().strip() == "1"
         steps.shot(page, "image-result-20s-later")
         page.mouse.click(5, 1290)  # the backdrop outside the modal closes it
         modal.wait_for(state="hidden")
@@ -146,8 +148,27 @@ def test_walk_with_a_python_session(scenes, tiny_siglip, artifacts_dir, test_roo
         assert last_search(scenes)["threshold"] == pytest.approx(0.0, abs=0.02)  # the grid follows the slider
         panel.get_by_role("button", name=QUERY).click()
         page.wait_for_timeout(3_000)
-        panel.get_by_role("button", name=f"Show all {len(expected)} results").click()
-        page.wait_for_function(f"() => document.body.innerText.includes('{len(expected)} patches')", timeout=60_000)
+
+        # more like this: the person in three images; the panel lists its two other images first
+        who = synthetic.scene_people(scenes, scene_truth)
+        rank = next(i + 1 for i, row in enumerate(expected) if who[row["label_id"]] == 0)
+        panel.get_by_role("button", name="More like this").nth(rank - 1).click()
+        name = f"more like the person of {os.path.basename(expected[rank - 1]['filepath'])}"
+        page.wait_for_function(f"() => document.body.innerText.includes('for {name}')", timeout=SLOW_MS)
+        like = rank_like(scenes, label_id=expected[rank - 1]["label_id"], k=None)
+        assert [who[row["label_id"]] for row in like[:2]] == [0, 0]
+        panel.locator(f'img[alt="rank {len(like)}"]').wait_for()
+        page.wait_for_timeout(2_000)
+        steps.shot(page, "more-like-this")
+        text = panel.inner_text()
+        shown = [text.index(f"#{i + 1} · {row['similarity']:.3f}") for i, row in enumerate(like)]
+        assert shown == sorted(shown) and "p=" not in text  # ranked as rank_like ranks; no text probability
+        record = last_search(scenes)
+        assert record["query"] == name and scenes.count_values("persons.detections.label").get(
+            "match", 0) == record["matches"] >= 3  # the grid's labels are the example's: that person's images
+
+        panel.get_by_role("button", name=f"Show all {len(like)} results").click()
+        page.wait_for_function(f"() => document.body.innerText.includes('{len(like)} patches')", timeout=60_000)
         steps.shot(page, "show-all")
 
         # bad input in the panel
@@ -217,8 +238,11 @@ def test_walk_with_the_app_server_alone_and_a_worker(video, tiny_siglip, artifac
         steps.shot(page, "video-query")
 
         panel.locator('img[alt="rank 1"]').click()
-        page.locator("[data-cy=modal]").wait_for(timeout=60_000)
+        modal = page.locator("[data-cy=modal]")
+        modal.wait_for(timeout=60_000)
         page.get_by_text(f"Track {best['track_id']} of walk.mp4", exact=False).first.wait_for()
+        # the clip draws the track's own boxes: `frames.persons` (indexed after the page loaded) is in the modal
+        modal.locator("[data-cy='sidebar-field-frames.persons']").wait_for()
         page.wait_for_timeout(3_000)
         steps.shot(page, "video-clip-opened")
         assert page.get_by_text("not found", exact=False).count() == 0

@@ -72,3 +72,45 @@ def test_panel_ranks_people_and_opens_the_clicked_one(indexed_scenes, artifacts_
         assert counts.inner_text().startswith("1 sample")
         errors = [e for e in page.console_errors if "ERR_NAME_NOT_RESOLVED" not in e]
         assert not [e for e in errors if "person_search" in e or "Traceback" in e], errors
+
+
+@pytest.fixture()
+def trained_people(test_root, tiny_siglip):
+    """A crop dataset with a 3-epoch fine-tuning run and an evaluation of it against its base model."""
+    from person_finder.core.training import TrainConfig
+    from person_finder.core.training.evaluation import evaluate_matchers
+    from person_finder.core.training.finetune import finetune
+    from person_finder.testing.people_training import write_people_dataset
+
+    people = write_people_dataset(f"training-panel-{os.getpid()}", os.path.join(test_root, "training-panel"),
+                                  synthetic.random_specs(12, seed=9), images=3)
+    people.persistent = True
+    model = os.path.join(test_root, "training-panel-model")
+    finetune(people, model, TrainConfig(base_model=tiny_siglip, epochs=3, batch_size=4, learning_rate=1e-3),
+             val_fraction=0.34)
+    evaluate_matchers(people, {"zero-shot": tiny_siglip, "fine-tuned": model})
+    yield people
+    people.delete()
+
+
+def test_training_panel_shows_the_evaluation_table_and_curves(trained_people, artifacts_dir, test_root):
+    from person_finder.core.training.evaluation import load_evaluation
+
+    rows = load_evaluation(trained_people)
+    log_dir = os.path.join(test_root, "app-logs")
+    os.makedirs(log_dir, exist_ok=True)
+    with AppServer(trained_people.name, log_dir, mode="server") as app, chromium_page(height=1100) as page:
+        open_dataset(page, app)
+        panel = open_panel(page, "matcher_training")
+        panel.get_by_text("Rank-1", exact=True).wait_for(timeout=RESULTS_TIMEOUT_MS)
+        panel.locator(".js-plotly-plot").first.wait_for()
+        page.wait_for_timeout(1_500)
+        panel.screenshot(path=os.path.join(artifacts_dir, "training-panel.png"))
+        text = panel.inner_text()
+        for row in rows:  # one table row per matcher, its metrics as stored
+            assert row["model"] in text and f"{row['mAP']:.3f}" in text and f"{row['mINP']:.3f}" in text
+        assert "Evaluation, text-to-person retrieval by identity: 6 query texts" in text
+        assert "Fine-tuning matcher_finetune: 3 epochs" in text
+        legend = panel.locator(".js-plotly-plot .legendtext").all_text_contents()
+        assert legend[:2] == ["training loss", "validation mAP"]
+        assert panel.locator(".js-plotly-plot .scatterlayer .trace").count() >= 2  # the curves are drawn

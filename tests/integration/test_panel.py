@@ -33,10 +33,10 @@ def _calls(ctx):
     return {r.operator_uri.split("/")[-1]: r.params for r in ctx.executor._requests}
 
 
-def _search(panel, dataset, query, state=None):
+def _search(panel, dataset, query, state=None, k=3):
     ctx = _ctx(dataset, state)
     panel.on_load(ctx)
-    ctx.panel.state.set({"form.query": query, "form.k": 3})
+    ctx.panel.state.set({"form.query": query, "form.k": k})
     panel.on_search(ctx)
     return ctx
 
@@ -128,3 +128,42 @@ def test_video_result_opens_the_clip_of_its_track(dataset, test_root, tiny_sigli
     track = rank_persons(dataset, QUERY, k=1)[0]["track_id"]
     assert {i for f in clip.frames.values() for i in [d.index for d in f.persons.detections]} == {track}
     assert f"Track {track} of walk.mp4" in _calls(changed)["notify"]["message"]
+
+
+def test_more_like_this_on_a_result_card(dataset, test_root, finetuned_siglip):
+    from person_finder.testing.people_training import held_out_specs
+
+    scenes = synthetic.write_recurring_scenes(os.path.join(test_root, "panel-ui-like", dataset.name),
+                                              held_out_specs())
+    dataset.add_samples([scene.to_sample() for scene in scenes])
+    index_persons(dataset, matcher=finetuned_siglip, detections_field="ground_truth")
+    who = synthetic.scene_people(dataset, scenes)
+    panel = PersonSearchPanel()
+    ctx = _search(panel, dataset, QUERY, k=len(who))
+    layout = panel.render(ctx).to_json()["type"]["properties"]["results"]["type"]["properties"]
+    assert "on_more_like_this" in str(layout["r1"]["type"]["properties"]["like"]["view"])
+    text_rows = rank_persons(dataset, QUERY, k=None)
+    rank = next(i + 1 for i, r in enumerate(text_rows) if who[r["label_id"]] == 0)  # in three of the images
+    example = text_rows[rank - 1]
+
+    liked = _ctx(dataset, ctx.panel.state._data, rank=rank)
+    panel.on_more_like_this(liked)
+    state, data = liked.panel.state._data, liked.panel.data._data
+    assert state["example"] == example["label_id"] and state["searched"].startswith("more like the person of")
+    assert state["searched"] in state["summary"] and state["searched"] in state["labels"]  # the grid's labels
+    assert state["ranked"] == len(who) - 1 and len(data["results"]) == len(who) - 1  # all but the example
+    captions = [data["results"][f"r{i}"]["caption"] for i in range(1, len(who))]
+    assert all("p=" not in c for c in captions)  # image-to-image cosines have no SigLIP probability
+    calls = _calls(liked)
+    assert "reload_samples" in calls and "set_color_scheme" in calls  # the grid is relabelled, as for a text
+    assert last_search(dataset)["query"] == state["searched"]
+
+    # opening a card of the example's results opens that person (the example's own person is not listed)
+    opened = _ctx(dataset, state, rank=1)
+    panel.on_open(opened)
+    best = _calls(_view_changed(panel, dataset, opened))["set_selected_labels"]["labels"][0]["label_id"]
+    assert best != example["label_id"] and who[best] == 0  # that person's other image first
+    # the slider is the text's threshold: it leaves an example's results alone
+    moved = _ctx(dataset, {**state, "threshold": 0.5})
+    panel.on_threshold(moved)
+    assert "set_active_fields" not in _calls(moved) and last_search(dataset)["query"] == state["searched"]

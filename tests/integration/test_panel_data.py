@@ -110,3 +110,58 @@ def test_video_rows_get_frame_crops_and_track_clips(dataset, test_root, tiny_sig
     assert first <= rows[0]["frame_number"] <= last
     clips = panel_data.results_view(dataset, rows, contract.PERSONS_FIELD)
     assert clips._is_clips and len(clips) == len({r["track_id"] for r in rows})
+
+
+def test_more_like_this_ranks_that_persons_other_images_first_and_relabels(dataset, test_root, finetuned_siglip):
+    from person_finder.core.identities.examples import run_example
+    from person_finder.core.search import last_search
+    from person_finder.testing.people_training import held_out_specs
+
+    scenes = synthetic.write_recurring_scenes(os.path.join(test_root, "panel-like", dataset.name), held_out_specs())
+    dataset.add_samples([scene.to_sample() for scene in scenes])
+    index_persons(dataset, matcher=finetuned_siglip, detections_field="ground_truth")
+    panel_data.run_query(dataset, QUERY, contract.PERSON_INDEX_KEY, k=3, threshold=0.1, label=True)
+    who = synthetic.scene_people(dataset, scenes)
+    example = next(r for r in rank_persons(dataset, QUERY, k=None) if who[r["label_id"]] == 0)
+
+    result = run_example(dataset, example, k=4, label=True)
+    rows = result["rows"]
+    assert example["label_id"] not in [r["label_id"] for r in rows]  # not itself
+    assert [who[r["label_id"]] for r in rows[:2]] == [0, 0]  # that person's two other images first
+    assert [r["rank"] for r in rows] == [1, 2, 3, 4] and all(_decode(r["crop"]) for r in rows)
+    assert all(r["probability"] is None and r["match"] == (r["similarity"] >= 0.7) for r in rows)
+    assert result["total"] == len(who) - 1 and result["histogram"]["threshold"] == defaults.IDENTITY_LINK_THRESHOLD
+    assert result["query"] == f"more like the person of {os.path.basename(example['filepath'])}"
+    # the grid's labels are now this example's, recorded under its name; the text's probabilities are gone
+    record = last_search(dataset)
+    assert record["query"] == result["query"] and record["by_example"]
+    assert record["matches"] == result["above"] + 1  # the example itself is a match too
+    labels = dataset.values("persons.detections.label", unwind=True)
+    assert labels.count(contract.MATCH_LABEL) == record["matches"]
+    assert set(dataset.values("persons.detections.probability", unwind=True)) == {None}
+    with pytest.raises(ValueError, match="k must be"):
+        run_example(dataset, example, k=0)
+
+
+def test_more_like_this_in_videos_ranks_tracks_and_names_the_track(dataset, test_root, finetuned_siglip):
+    from person_finder.core.identities.examples import run_example
+    from person_finder.testing.people_training import held_out_specs
+
+    videos = synthetic.write_camera_videos(os.path.join(test_root, "panel-like-videos", dataset.name),
+                                           held_out_specs()[:3], cameras=3, num_frames=24)
+    dataset.add_samples([truth.to_sample() for truth, _ in videos.values()])
+    index_persons(dataset, matcher=finetuned_siglip, detections_field="ground_truth")
+    rows = rank_persons(dataset, QUERY, k=None)
+
+    def person(row):
+        return synthetic.true_person(videos, row["filepath"], row["frame_number"], row["bounding_box"])
+
+    example = rows[0]
+    result = run_example(dataset, example, contract.PERSON_INDEX_KEY, k=5)
+    liked = result["rows"]
+    assert result["query"] == f"more like track {example['track_id']} of {os.path.basename(example['filepath'])}"
+    tracks = [(r["sample_id"], r["track_id"]) for r in liked]
+    assert len(tracks) == len(set(tracks)) == len(rows) - 1  # one row per track, the example's own left out
+    assert (example["sample_id"], example["track_id"]) not in tracks
+    assert person(liked[0]) == person(example)  # each person is in two of the videos: the other one first
+    assert all(r["frame_number"] is not None and _decode(r["crop"]) for r in liked)

@@ -64,6 +64,40 @@ def test_delegated_finetune_then_evaluation_table(people, tiny_siglip, finetuned
     assert stored[1]["mAP"] == rows[1]["mAP"] and stored[1]["calibrated_on"] == "val"
     assert 0.0 <= stored[1]["recall"] <= 1.0
 
+    # the App shows both: the evaluation table and the fine-tuning curves (the "Matcher training" panel)
+    history = people.load_run_results(contract.TRAIN_RUN_KEY).history
+    panel, ctx = _panel_loaded(people)
+    data = ctx.panel.data._data
+    assert [r["model"] for r in data["evaluation"]] == ["zero-shot", "fine-tuned"]
+    assert [data["evaluation"][1][k] for k in ("rank1", "mAP", "mINP")] == [
+        f"{rows[1][k]:.3f}" for k in ("rank1", "mAP", "mINP")]
+    loss, val_map, *_ = data["curve_0"]
+    assert (loss["name"], loss["x"], loss["y"]) == ("training loss", [1], [history[0]["loss"]])
+    assert (val_map["name"], val_map["y"], val_map["yaxis"]) == ("validation mAP", [history[0]["val_mAP"]], "y2")
+    layout = panel.render(ctx).to_json()["type"]["properties"]
+    columns = [c["label"] for c in layout["evaluation"]["view"]["columns"]]
+    assert columns[:6] == ["matcher", "Rank-1", "Rank-5", "Rank-10", "mAP", "mINP"]
+    assert "matcher_finetune" in str(layout["run_0"]) and out in str(layout["run_0"])
+
+
+def _panel_loaded(dataset):
+    """The "Matcher training" panel as the App loads it on ``dataset``: ``(panel, ctx)``."""
+    from fiftyone.operators.executor import ExecutionContext, Executor
+
+    from person_finder.panels.matcher_training import MatcherTrainingPanel
+
+    panel = MatcherTrainingPanel()
+    ctx = ExecutionContext(request_params={"dataset_name": dataset.name, "params": {
+        "panel_id": "panel-1", "panel_state": {}}}, executor=Executor())
+    panel.on_load(ctx)
+    return panel, ctx
+
+
+def test_the_training_panel_without_runs_says_what_to_run(dataset):
+    panel, ctx = _panel_loaded(dataset)
+    layout = panel.render(ctx).to_json()["type"]["properties"]
+    assert "No matcher evaluated or fine-tuned yet" in str(layout["nothing"]) and "evaluation" not in layout
+
 
 def test_evaluation_refuses_a_dataset_without_gallery(people):
     with pytest.raises(Exception, match="gallery"):

@@ -54,3 +54,17 @@ def test_template_description_states_the_merged_facts():
     assert text == ("a woman in a white short-sleeved t-shirt and a black skirt, carrying a brown shoulder bag, "
                     "wearing a hat")
     assert template_description(view()) == "a person"
+
+
+def test_group_confidence_can_carry_the_views_own_confidence():
+    from person_finder.core.attributes.merge import merge_groups
+    from person_finder.core.attributes.store import to_document
+
+    unsure = to_document({"upper_colors": ["red"], "hat": "yes"}, {"upper_colors": 0.4, "hat": 0.9})
+    sure = to_document({"upper_colors": ["red"], "hat": "no"}, {"upper_colors": 0.8, "hat": 0.9})
+    plain = merge_groups({"a": [("v1", unsure)]})["a"]
+    scaled = merge_groups({"a": [("v1", unsure)]}, view_confidence=True)["a"]
+    assert plain.confidence["upper_colors"] == 1.0 and scaled.confidence["upper_colors"] == 0.4
+    both = merge_groups({"a": [("v1", unsure), ("v2", sure)]}, view_confidence=True)["a"]
+    assert both.confidence["upper_colors"] == pytest.approx(1.0 * (0.4 + 0.8) / 2)
+    assert both.values["hat"] == "no" and both.confidence["hat"] == pytest.approx(0.5 * 0.9)
