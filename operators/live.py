@@ -11,6 +11,12 @@ def _is_add(ctx):
     return ctx.params.get("mode", "add") == "add"
 
 
+def _watchlist_threshold(params):
+    """An example is scored at the identity-link cosine; a text at the match threshold."""
+    example = params.get("example_label_id") or params.get("example_image")
+    return defaults.IDENTITY_LINK_THRESHOLD if example else defaults.WATCHLIST_THRESHOLD
+
+
 class StartLiveStream(PersonFinderOperator):
     """Index a live stream into this dataset as it arrives, segment by segment, scoring the watchlists."""
 
@@ -98,7 +104,8 @@ class StopLiveStream(PersonFinderOperator):
 
 
 class ManageWatchlist(PersonFinderOperator):
-    """Add (or replace) or remove a watchlist: a saved text query that alerts when a matching person appears."""
+    """Add (or replace) or remove a watchlist: a saved text query, or an example person, that alerts when a matching
+    person appears."""
 
     name, label = "manage_watchlist", "manage watchlist"
     description = "Save a text query that a live job scores on every new person, or remove one"
@@ -111,15 +118,27 @@ class ManageWatchlist(PersonFinderOperator):
         Param("query", label="Text query", when=_is_add, description="e.g. red top and blue trousers"),
         Param("threshold_type", "enum", default="cosine", choices=defaults.THRESHOLD_TYPES, view="radio",
               label="Threshold in", when=_is_add),
-        Param("threshold", "float", default=defaults.WATCHLIST_THRESHOLD, min=-1.0, max=1.0, label="Alert threshold",
+        Param("threshold", "float", default=_watchlist_threshold, min=-1.0, max=1.0, label="Alert threshold",
               when=_is_add),
+        Param("example_label_id", label="Or: example person (label id)", when=_is_add,
+              description="a person detection of an indexed dataset; scored in cosine (identity-link semantics)"),
+        Param("example_image", label="Or: example image of one person", when=_is_add),
+        Param("examples_dataset", label="Dataset of the example", when=_is_add,
+              description="the indexed dataset holding the example person (default: this one)"),
     )
 
-    def run(self, ctx, mode, name, **params):
+    def run(self, ctx, mode, name, example_label_id=None, example_image=None, examples_dataset=None, **params):
+        import fiftyone as fo
+
         from ..core.live import add_watchlist, remove_watchlist
 
-        lists = add_watchlist(ctx.dataset, name, **params) if mode == "add" else remove_watchlist(ctx.dataset, name)
-        return {"watchlists": lists}
+        if mode != "add":
+            return {"watchlists": remove_watchlist(ctx.dataset, name)}
+        if example_label_id or example_image:
+            params = dict(params, query=None, threshold_type="cosine", label_id=example_label_id or None,
+                          image=example_image or None,
+                          examples_from=fo.load_dataset(examples_dataset) if examples_dataset else None)
+        return {"watchlists": add_watchlist(ctx.dataset, name, **params)}
 
     def summarize(self, ctx, result):
         return f"{len(result['watchlists'])} watchlists: " + ", ".join(f"`{w['name']}`" for w in result["watchlists"])

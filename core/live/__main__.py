@@ -5,6 +5,7 @@ Examples::
     python -m person_finder.core.live run --dataset cams rtsp://cam.local/live --media-dir /data/live \\
         --segment-seconds 60 --webhook http://127.0.0.1:8080/alerts
     python -m person_finder.core.live watch --dataset cams "red top and blue trousers" --name red-blue --threshold 0.2
+    python -m person_finder.core.live watch --dataset cams --name suspect --like-track 65a1...:3 --examples-from archive
     python -m person_finder.core.live status --dataset cams
     python -m person_finder.core.live stop --dataset cams
 """
@@ -40,11 +41,20 @@ def _parser():
     run.add_argument("--give-up-seconds", type=float, default=defaults.LIVE_GIVE_UP_SECONDS,
                      help="stop after this long without a frame (default: retry for ever)")
     run.add_argument("--device", default=None)
-    watch = commands.add_parser("watch", help="add or replace a watchlist (a saved text query that alerts)")
-    watch.add_argument("query")
+    watch = commands.add_parser("watch", help="add or replace a watchlist (a saved text query, or an example "
+                                              "person, that alerts)")
+    watch.add_argument("query", nargs="?", default=None, help="the text query (or give one --like-* example)")
     watch.add_argument("--dataset", required=True)
     watch.add_argument("--name", required=True)
-    watch.add_argument("--threshold", type=float, default=defaults.WATCHLIST_THRESHOLD)
+    watch.add_argument("--threshold", type=float, default=None,
+                       help=f"default {defaults.WATCHLIST_THRESHOLD} for a text, {defaults.IDENTITY_LINK_THRESHOLD} "
+                            "(cosine) for an example")
+    watch.add_argument("--like-label", dest="label_id", help="example: a person detection's label id")
+    watch.add_argument("--like-track", dest="track", help="example: VIDEO_SAMPLE_ID:TRACK_ID")
+    watch.add_argument("--like-identity", dest="identity", type=int, help="example: an identity number")
+    watch.add_argument("--like-image", dest="image", help="example: an image of one person")
+    watch.add_argument("--examples-from", help="the indexed dataset holding the example (default --dataset)")
+    watch.add_argument("--matcher", default=None, help="embeds a --like-image where that dataset has no index")
     watch.add_argument("--threshold-type", choices=defaults.THRESHOLD_TYPES, default="cosine")
     unwatch = commands.add_parser("unwatch", help="remove a watchlist")
     unwatch.add_argument("name")
@@ -79,7 +89,14 @@ def main(argv=None):
                            device=args.device, stop_event=stop)
         print(json.dumps(summary))
     elif args.command == "watch":
-        add_watchlist(dataset, args.name, args.query, threshold=args.threshold, threshold_type=args.threshold_type)
+        track = args.track and args.track.rsplit(":", 1)
+        if track and (len(track) != 2 or not track[1].isdigit()):
+            print(f"--like-track takes VIDEO_SAMPLE_ID:TRACK_ID, got {args.track!r}", file=sys.stderr)
+            return 2
+        source = fo.load_dataset(args.examples_from) if args.examples_from else None
+        add_watchlist(dataset, args.name, args.query, threshold=args.threshold, threshold_type=args.threshold_type,
+                      label_id=args.label_id, track=track and (track[0], int(track[1])), identity=args.identity,
+                      image=args.image, examples_from=source, matcher=args.matcher)
         print(json.dumps(list_watchlists(dataset)))
     elif args.command == "unwatch":
         print(json.dumps(remove_watchlist(dataset, args.name)))

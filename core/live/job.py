@@ -376,9 +376,10 @@ class LiveJob:
                              images[number], box)
         now = time.time()
         first_seen = self.first_seen.get(track, self.segment["arrivals"].get(number, now))
-        record = {"watchlist": watchlist["name"], "query": watchlist["query"], "threshold": watchlist["threshold"],
+        record = {"watchlist": watchlist["name"], "query": watchlist["query"], "example": watchlist.get("example"),
+                  "threshold": watchlist["threshold"],
                   "threshold_type": watchlist["threshold_type"], "score": round(cosine, 6),
-                  "probability": self.scorer.probability(cosine), "track_id": track, "segment": segment,
+                  "probability": self.scorer.probability(cosine, watchlist), "track_id": track, "segment": segment,
                   "frame_number": number - self.builder.offset, "frame_time": self.segment["arrivals"].get(number),
                   "first_seen_at": first_seen, "alerted_at": now, "latency_s": round(now - first_seen, 3),
                   "crop_path": crop, "box": box, "sample_id": None, "source": redact(self.source)}

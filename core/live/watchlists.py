@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import queue
 import threading
 import time
@@ -39,27 +40,69 @@ def live_store(dataset):
     return ExecutionStore.create(contract.LIVE_STORE, dataset._doc.id)
 
 
-def add_watchlist(dataset, name, query, threshold=defaults.WATCHLIST_THRESHOLD, threshold_type="cosine"):
+def add_watchlist(dataset, name, query=None, threshold=None, threshold_type="cosine", label_id=None, track=None,
+                  identity=None, image=None, examples_from=None, brain_key=contract.PERSON_INDEX_KEY, matcher=None):
     """Save (or replace) the watchlist ``name``; a running job picks it up within ``LIVE_POLL_SECONDS``.
+
+    A text ``query`` (threshold in cosine, default ``WATCHLIST_THRESHOLD``, or
+    SIGLIP probability), or an example as in query by example
+    (:func:`core.identities.examples.example_vector`): ``label_id`` (a person),
+    ``track`` (``(video sample id, track id)``) or ``identity`` of the indexed
+    ``examples_from`` (default ``dataset``; its ``brain_key`` index), or an
+    ``image`` of one person (embedded by ``matcher`` when given, else by
+    that index's matcher). An example is saved as its embedding and scored in
+    cosine only (image to image has no SigLIP probability), by default at
+    ``IDENTITY_LINK_THRESHOLD``, the threshold that links tracks into identities.
 
     Example::
 
         add_watchlist(dataset, "bag", "a woman with a brown shoulder bag", threshold=0.6,
                       threshold_type="probability")
+        add_watchlist(live, "suspect", track=(video_id, 3), examples_from=archive)
     """
     from ..search.validation import check_query, check_threshold
 
     if not isinstance(name, str) or not name.strip():
         raise ValueError(f"a watchlist needs a non-empty name, got {name!r}")
-    check_query(query)
-    check_threshold(threshold, threshold_type)
+    example = {key: value for key, value in (("label_id", label_id), ("track", track), ("identity", identity),
+                                             ("image", image)) if value is not None}
+    if (query is None) == (not example):
+        raise ValueError("a watchlist needs either a text query or one example (label_id, track, identity or image), "
+                         f"got query={query!r} and {sorted(example) or 'no example'}")
+    if example and threshold_type != "cosine":
+        raise ValueError(f"an example watchlist is scored in cosine (image to image has no SigLIP probability), "
+                         f"got threshold_type={threshold_type!r}")
     if threshold is None:
-        raise ValueError("a watchlist needs a threshold (cosine, or probability with threshold_type='probability')")
-    lists = [w for w in list_watchlists(dataset) if w["name"] != name.strip()]
-    lists.append({"name": name.strip(), "query": query.strip(), "threshold": float(threshold),
-                  "threshold_type": threshold_type})
-    live_store(dataset).set(contract.LIVE_WATCHLISTS_KEY, lists)
-    return lists
+        threshold = defaults.IDENTITY_LINK_THRESHOLD if example else defaults.WATCHLIST_THRESHOLD
+    check_threshold(threshold, threshold_type)
+    watchlist = {"name": name.strip(), "threshold": float(threshold), "threshold_type": threshold_type}
+    if example:
+        watchlist.update(_example(dataset if examples_from is None else examples_from, brain_key, matcher, example))
+    else:
+        check_query(query)
+        watchlist["query"] = query.strip()
+    lists = [w for w in list_watchlists(dataset) if w["name"] != watchlist["name"]]
+    live_store(dataset).set(contract.LIVE_WATCHLISTS_KEY, lists + [watchlist])
+    return lists + [watchlist]
+
+
+def _example(samples, brain_key, matcher, example):
+    """The saved part of an example watchlist: ``query`` (its description), ``example`` and ``vector``."""
+    from ..identities.examples import example_vector
+
+    (kind, value), = example.items()
+    if kind == "image" and matcher is not None:
+        from ..models.images import open_rgb
+        from ..search.gallery import shared_matcher
+
+        vector = shared_matcher(matcher).embed_images([open_rgb(value)])[0]
+    else:
+        vector = example_vector(samples, brain_key, **example)[0]
+    if kind == "track":
+        value = [str(value[0]), int(value[1])]
+    shown = os.path.basename(str(value)) if kind == "image" else value
+    return {"query": f"like {kind} {shown}", "example": {kind: value if kind != "image" else str(value)},
+            "vector": np.asarray(vector, np.float32).round(7).tolist()}
 
 
 def remove_watchlist(dataset, name):
@@ -106,29 +149,46 @@ class WatchlistScorer:
 
         self.matcher = matcher
         self.encoder = query_encoder(matcher)
-        self.lists, self.vectors, self.cuts = [], np.zeros((0, 0), np.float32), np.zeros(0)
+        self.lists, self.saved, self.vectors, self.cuts = [], [], np.zeros((0, 0), np.float32), np.zeros(0)
 
     def refresh(self, lists):
-        """Use ``lists`` (as saved); a query already embedded costs nothing."""
+        """Use ``lists`` (as saved); a query already embedded costs nothing, an example is its saved vector."""
         from ..search.gallery import text_vector
 
         if lists == self.lists:
             return
         self.lists = [dict(w) for w in lists]
-        self.vectors = np.stack([text_vector(self.encoder, w["query"]) for w in lists]) if lists else \
-            np.zeros((0, 0), np.float32)
+        self.saved = [np.asarray(w["vector"], np.float32) if "vector" in w else text_vector(self.encoder, w["query"])
+                      for w in lists]
+        self.vectors = np.zeros((0, 0), np.float32)  # stacked at the crops' width by matches()
         self.cuts = np.asarray([w["threshold"] if w["threshold_type"] == "cosine"
                                 else self.matcher.cosine_for_probability(w["threshold"]) for w in lists])
+
+    def _stack(self, width):
+        """The watchlists' vectors as one matrix; an example of another width (another matcher) never matches."""
+        if self.vectors.shape == (len(self.saved), width):
+            return self.vectors
+        for w, v in zip(self.lists, self.saved):
+            if len(v) != width:
+                logger.warning("watchlist %r: its example vector has %d values, this job's matcher %d: it was made "
+                               "with another matcher and is skipped", w["name"], len(v), width)
+        self.vectors = np.stack([v if len(v) == width else np.zeros(width, np.float32) for v in self.saved])
+        self.cuts = np.where([len(v) == width for v in self.saved], self.cuts, np.inf)
+        return self.vectors
 
     def matches(self, vectors):
         """``[(row in vectors, watchlist, cosine)]`` of every embedding at or above a watchlist's threshold."""
         if not self.lists or not len(vectors):
             return []
-        cosine = np.asarray(vectors, np.float32) @ self.vectors.T
+        vectors = np.asarray(vectors, np.float32)
+        cosine = vectors @ self._stack(vectors.shape[1]).T
         rows, cols = np.nonzero(cosine >= self.cuts[None, :])
         return [(int(r), self.lists[c], float(cosine[r, c])) for r, c in zip(rows, cols)]
 
-    def probability(self, cosine):
+    def probability(self, cosine, watchlist=None):
+        """SigLIP's probability of a text watchlist's cosine; None for an example (image to image)."""
+        if watchlist is not None and "vector" in watchlist:
+            return None
         p = self.matcher.probability(cosine)
         return float(p) if p is not None else None
 
@@ -200,8 +260,6 @@ def save_crop(path, bgr_frame, box, height=defaults.ALERT_CROP_HEIGHT):
 
         save_crop("/data/live/alerts/track_7.jpg", frame, [40, 10, 120, 230])
     """
-    import os
-
     from PIL import Image
 
     x1, y1, x2, y2 = box

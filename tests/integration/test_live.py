@@ -137,10 +137,7 @@ def test_a_watchlist_alerts_when_the_described_person_appears(dataset, test_root
     assert len({a["track_id"] for a in alerts}) == len(alerts)  # one alert per track and watchlist
     alert = alerts[-1]
     assert alert["latency_s"] < 2.0, alert
-    crop = cv2.imread(alert["crop_path"])[..., ::-1].astype(float)
-    third = len(crop) // 3
-    top, legs = crop[third:2 * third].reshape(-1, 3).mean(0), crop[2 * third:].reshape(-1, 3).mean(0)
-    assert top[0] > top[2] + 25 and legs[2] > legs[0] + 25, (top, legs)  # the red top and blue trousers
+    _assert_red_over_blue(alert["crop_path"])
     assert sorted(r["track_id"] for r in hook.records) == sorted(a["track_id"] for a in alerts)
     segment = dataset[alert["sample_id"]]
     assert segment[contract.LIVE_SEGMENT_FIELD] == alert["segment"]
@@ -148,6 +145,73 @@ def test_a_watchlist_alerts_when_the_described_person_appears(dataset, test_root
     assert span.label == "red-blue" and span.support[0] <= alert["frame_number"] <= span.support[1]
     view = dataset.load_saved_view(contract.LIVE_ALERTS_VIEW)
     assert set(view.values("id")) == {a["sample_id"] for a in alerts}
+
+
+def _assert_red_over_blue(path):
+    """The alert's crop shows the red top and blue trousers (the target walker)."""
+    import cv2
+
+    crop = cv2.imread(path)[..., ::-1].astype(float)
+    third = len(crop) // 3
+    top, legs = crop[third:2 * third].reshape(-1, 3).mean(0), crop[2 * third:].reshape(-1, 3).mean(0)
+    assert top[0] > top[2] + 25 and legs[2] > legs[0] + 25, (top, legs)
+
+
+def _track_vectors(archive, truth):
+    """``{person of the truth: (sample id, track id, [its embeddings])}`` of the indexed walk video."""
+    (sample_id,), (frames,) = archive.values("id"), archive.values("frames.persons.detections")
+    out = {}
+    for number, people in enumerate(frames, start=1):
+        for person in people or []:
+            x, y, w, h = person.bounding_box
+            there = [p for p in truth.tracks if number in truth.tracks[p]]  # the truth skips half-visible people
+            if not there:
+                continue
+            who = min(there, key=lambda p: abs(truth.tracks[p][number][0] + truth.tracks[p][number][2] / 2 - x - w / 2))
+            _, _, vectors = out.setdefault(who, (sample_id, person.index, []))
+            vector = getattr(person, contract.EMBEDDING_ATTR, None)
+            if vector is not None and person.index == out[who][1]:
+                vectors.append(np.asarray(vector))
+    return out
+
+
+def test_an_example_watchlist_alerts_when_the_same_person_enters_the_stream(dataset, test_root, walk, tiny_siglip,
+                                                                           serve):
+    from person_finder.core.identities.examples import example_vector
+    from person_finder.core.search import index_persons
+
+    truth, detector = walk
+    archive = fo.Dataset()  # an indexed recording of the same walkers: the example comes from there
+    try:
+        archive.add_sample(fo.Sample(filepath=truth.filepath))
+        index_persons(archive, matcher=tiny_siglip, detector=detector)
+        tracks = _track_vectors(archive, truth)
+        sample_id, track_id, _ = tracks[1]  # the person in a red top and blue trousers
+        example = example_vector(archive, track=(sample_id, track_id))[0]
+        target, other = (np.stack(tracks[p][2]) @ example for p in (1, 0))
+        assert target.min() > other.max(), (target, other)
+        threshold = float((target.min() + other.max()) / 2)
+        with pytest.raises(ValueError, match="cosine"):
+            add_watchlist(dataset, "bad", track=(sample_id, track_id), examples_from=archive,
+                          threshold_type="probability")
+        with pytest.raises(ValueError, match="either a text query or one example"):
+            add_watchlist(dataset, "bad", QUERY, track=(sample_id, track_id), examples_from=archive)
+        (saved,) = add_watchlist(dataset, "like-target", track=(sample_id, track_id), examples_from=archive,
+                                 threshold=threshold)
+        assert saved["example"] == {"track": [sample_id, track_id]} and len(saved["vector"]) == len(example)
+        server, url = serve(truth.filepath)
+        summary = run_live(dataset, url, os.path.join(test_root, "live", dataset.name), matcher=tiny_siglip,
+                           detector=detector, segment_seconds=2.0, **FAST)
+        server.wait(timeout=10)
+    finally:
+        archive.delete()
+
+    alerts = list_alerts(dataset)
+    assert summary["alerts"] == len(alerts) >= 1 and {a["watchlist"] for a in alerts} == {"like-target"}
+    for alert in alerts:
+        assert alert["score"] >= threshold and alert["probability"] is None and alert["threshold_type"] == "cosine"
+        _assert_red_over_blue(alert["crop_path"])
+    assert alerts[-1]["latency_s"] < 2.0, alerts[-1]
 
 
 CHILD = """
