@@ -1,5 +1,6 @@
 """Live streams without a database: precision choice, what may be logged of a source, bad sources."""
 
+import numpy as np
 import pytest
 
 from person_finder.core.live.segments import segment_number
@@ -37,3 +38,34 @@ def test_bad_sources_are_refused_with_what_is_allowed(tmp_path):
 def test_segment_files_are_numbered():
     assert segment_number("/x/segment_000042.mp4") == 42 and segment_number("segment_000007.part.mp4") == 7
     assert segment_number("alerts.jpg") is None
+
+
+class _FakeMatcher:
+    """A matcher whose every text embeds to the x axis (no model)."""
+
+    device = "fake"
+
+    def embed_texts(self, texts):
+        return np.tile(np.asarray([1.0, 0.0, 0.0], np.float32), (len(texts), 1))
+
+    def probability(self, cosine):
+        return 0.5
+
+    def cosine_for_probability(self, probability):
+        return 0.0
+
+
+def test_example_watchlists_are_scored_by_their_saved_vector_in_cosine_without_probability():
+    from person_finder.core.live.watchlists import WatchlistScorer
+
+    text = {"name": "text", "query": "red top", "threshold": 0.5, "threshold_type": "cosine"}
+    example = {"name": "like", "query": "like track 3", "vector": [0.0, 1.0, 0.0], "threshold": 0.7,
+               "threshold_type": "cosine"}
+    other_model = {"name": "other", "query": "like image a.jpg", "vector": [1.0, 0.0], "threshold": -1.0,
+                   "threshold_type": "cosine"}
+    scorer = WatchlistScorer(_FakeMatcher())
+    scorer.refresh([text, example, other_model])
+    crops = np.asarray([[0.0, 1.0, 0.0], [1.0, 0.0, 0.0], [0.0, 0.6, 0.8]], np.float32)
+    found = {(row, w["name"]): round(cosine, 3) for row, w, cosine in scorer.matches(crops)}
+    assert found == {(0, "like"): 1.0, (1, "text"): 1.0}  # another width (another matcher) never matches
+    assert scorer.probability(0.9, example) is None and scorer.probability(0.9, text) == 0.5
