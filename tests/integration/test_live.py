@@ -14,7 +14,7 @@ import pytest
 import fiftyone as fo
 import fiftyone.operators as foo
 
-from person_finder.core import contract
+from person_finder.core import contract, defaults
 from person_finder.core.live import add_watchlist, list_alerts, live_status, run_live
 from person_finder.core.live.watchlists import live_store
 from person_finder.core.search import rank_persons, store
@@ -203,6 +203,14 @@ def test_an_example_watchlist_alerts_when_the_same_person_enters_the_stream(data
         summary = run_live(dataset, url, os.path.join(test_root, "live", dataset.name), matcher=tiny_siglip,
                            detector=detector, segment_seconds=2.0, **FAST)
         server.wait(timeout=10)
+        # the operator: an example person by label id, from the other dataset, at the identity-link threshold
+        label_id = archive.values("frames.persons.detections.id", unwind=True)[0]
+        lists = foo.execute_operator(URI + "manage_watchlist", ctx=dict(view=dataset.view(), params={
+            "name": "by-label", "example_label_id": label_id, "examples_dataset": archive.name})).result["watchlists"]
+        (by_label,) = [w for w in lists if w["name"] == "by-label"]
+        assert by_label["threshold"] == defaults.IDENTITY_LINK_THRESHOLD and by_label["example"] == {
+            "label_id": label_id}
+        assert np.allclose(by_label["vector"], example_vector(archive, label_id=label_id)[0], atol=1e-5)
     finally:
         archive.delete()
 
