@@ -231,7 +231,8 @@ def main(argv=None):
                           "track_latencies_s": [a["latency_s"] for a in alerts]}
     details["latency"]["detector"] = args.latency_detector
     note = (f"{len(latencies)} people, {args.latency_detector} boxes; {summary['frames_not_detected']} of "
-            f"{summary['frames']} frames not detected (catching up); from first detection: median {np.median([a['latency_s'] for a in alerts]):.2f} s")
+            f"{summary['frames']} frames not detected (catching up); from first detection: median "
+            f"{np.median([a['latency_s'] for a in alerts]):.2f} s")
     figures += [_report.figure("alert latency median, tiny models, real-time stream",
                                round(float(np.median(latencies)), 3), "s", ("<", 2.0), note=note),
                 _report.figure("alert latency p95, tiny models, real-time stream",
