@@ -211,6 +211,14 @@ def test_an_example_watchlist_alerts_when_the_same_person_enters_the_stream(data
         assert by_label["threshold"] == defaults.IDENTITY_LINK_THRESHOLD and by_label["example"] == {
             "label_id": label_id}
         assert np.allclose(by_label["vector"], example_vector(archive, label_id=label_id)[0], atol=1e-5)
+        from fiftyone.operators.executor import ExecutionContext
+
+        for params, threshold in (({}, defaults.WATCHLIST_THRESHOLD),
+                                  ({"example_label_id": label_id}, defaults.IDENTITY_LINK_THRESHOLD)):
+            ctx = ExecutionContext(request_params={"dataset_name": dataset.name, "params": params},
+                                   operator_uri=URI + "manage_watchlist")
+            form = foo.get_operator(URI + "manage_watchlist").resolve_input(ctx).to_json()["type"]["properties"]
+            assert form["threshold"]["default"] == threshold and "example_image" in form
     finally:
         archive.delete()
 
