@@ -14,6 +14,8 @@ Example::
 # --- the plugin and its secrets -------------------------------------------------------------------
 PLUGIN_NAME = "@openset-reid/person-finder"
 GEMINI_SECRET = "GEMINI_API_KEY"
+#: Secret holding the URL live alerts are POSTed to (a webhook URL often carries its token).
+LIVE_WEBHOOK_SECRET = "PERSON_FINDER_WEBHOOK_URL"
 #: Secret holding the Hugging Face token used to publish / load private datasets.
 HF_TOKEN_SECRET = "HF_TOKEN"
 #: Name of the zoo model (in this plugin's local model source) wrapping the matcher.
@@ -94,6 +96,30 @@ VERIFY_RUN_KEY = "person_verification"
 VERIFY_CACHE_STORE = "person_finder_verifications"
 #: ``dataset.info`` key of the last search's record: the query, index and threshold behind the ``match`` labels.
 LAST_SEARCH_INFO = "person_finder_last_search"
+
+# --- live streams -----------------------------------------------------------------------------------
+#: Execution store (scoped to the dataset) of a live job: its status, stop flag, watchlists and alerts.
+LIVE_STORE = "person_finder_live"
+LIVE_STATUS_KEY = "status"
+LIVE_STOP_KEY = "stop"
+LIVE_WATCHLISTS_KEY = "watchlists"
+#: Segment numbers handed out so far (a number is never reused, even for a segment lost in a kill).
+LIVE_NEXT_SEGMENT_KEY = "next_segment"
+LIVE_GAPS_KEY = "gaps"
+#: Prefix of the store key of each alert record (``alert:<segment>:<track>:<watchlist>``).
+LIVE_ALERT_PREFIX = "alert:"
+#: Sample fields of each segment: its number, the wall-clock time of its first / last frame, the stream gap
+#: (seconds) just before it, and its alerts (``TemporalDetections``: label = watchlist, index = track id).
+LIVE_SEGMENT_FIELD = "live_segment"
+LIVE_START_FIELD = "live_started_at"
+LIVE_END_FIELD = "live_ended_at"
+LIVE_GAP_FIELD = "live_gap_before_s"
+LIVE_ALERTS_FIELD = "live_alerts"
+#: Saved view of the segments holding alerts.
+LIVE_ALERTS_VIEW = "live_alerts"
+#: Segment files: ``segment_000042.mp4``; a segment being encoded is ``segment_000042.part.mp4``.
+LIVE_SEGMENT_NAME = "segment_{:06d}.mp4"
+LIVE_PART_SUFFIX = ".part.mp4"
 
 # --- model folders ----------------------------------------------------------------------------------
 #: File next to a fine-tuned matcher's weights: base model, data provenance and the evaluation's

@@ -248,3 +248,46 @@ QUERY_RUNTIME = "onnx"
 ONNX_TEXT_INT8 = True
 #: Stated agreement of the int8 text tower with PyTorch: cosine of the two embeddings of a query.
 ONNX_TEXT_MIN_COSINE = 0.99
+
+# --- live streams: segments, reconnects, watchlists -------------------------------
+#: A live stream is cut into video samples of this many seconds (a gap or a change of picture size cuts early).
+LIVE_SEGMENT_SECONDS = 60.0
+#: Frame rate assumed when the stream does not say (some raw / MJPEG sources).
+LIVE_FALLBACK_FPS = 30.0
+#: Decoded frames waiting between the reader thread and detection (bounds memory: 64 x 2.7 MB at 720p).
+LIVE_FRAME_QUEUE = 64
+#: Frames a live job detects in one batch: small, so a person is seen (and alerted on) soon after arriving.
+LIVE_DETECT_BATCH = 4
+#: A live job with more decoded frames than this waiting (it is behind the stream) skips detection on the frames
+#: it takes until it has caught up (they are still saved in the segment): alerts stay near real time.
+LIVE_BACKLOG_FRAMES = 15
+#: A stream that sends no frame for this long is stalled: the gap is recorded and the reader reconnects.
+LIVE_STALL_SECONDS = 5.0
+#: Opening a stream waits at most this long.
+LIVE_OPEN_TIMEOUT_SECONDS = 10.0
+#: Reconnects back off exponentially from the first delay to the cap (seconds).
+LIVE_RECONNECT_INITIAL_S = 0.5
+LIVE_RECONNECT_MAX_S = 30.0
+#: A job stops after this long without a frame (None: retries for ever, a camera may come back tomorrow).
+LIVE_GIVE_UP_SECONDS = None
+#: The job reads its stop flag and the watchlists, and writes its status, this often (seconds).
+LIVE_POLL_SECONDS = 1.0
+#: Segments are encoded H.264 (what the App plays) with these x264 settings: ultrafast leaves the CPU to the models.
+LIVE_X264_PRESET = "ultrafast"
+LIVE_X264_CRF = 23
+#: Finished segments waiting to be written to the dataset (their frames are already encoded on disk).
+LIVE_SEGMENT_QUEUE = 2
+#: CPU precision of the detector and the image tower: "auto" (bf16 autocast where /proc/cpuinfo has
+#: avx512_bf16 or amx_bf16, else fp32), "fp32" or "bf16". On a GPU "auto" is bf16 too.
+LIVE_PRECISION = "auto"
+LIVE_PRECISIONS = ("auto", "fp32", "bf16")
+#: Watchlist match threshold (cosine) when a watchlist gives none: the search's default.
+WATCHLIST_THRESHOLD = MATCH_THRESHOLD
+#: Alert webhooks: POSTed by a background thread from a bounded queue (a full queue drops and counts),
+#: each request given this long.
+WEBHOOK_TIMEOUT_S = 5.0
+WEBHOOK_QUEUE = 100
+#: Height (pixels) of the JPEG crop saved with each alert.
+ALERT_CROP_HEIGHT = 256
+#: Latest alerts shown by the status command and operator.
+LIVE_STATUS_ALERTS = 20

@@ -21,11 +21,12 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import shutil
 import subprocess
 
 import numpy as np
 from PIL import Image, ImageDraw
+
+from ..core.live.segments import ffmpeg_binary
 
 #: RGB values of the colour names used by specs, descriptions and attributes.
 COLORS = {
@@ -505,14 +506,6 @@ def scene_people(samples, scenes, field="persons"):
         for label_id, box in zip(ids or [], boxes or []):
             out[label_id] = next(p for p, true_box in truth[filepath] if np.allclose(true_box, box, atol=1e-6))
     return out
-
-
-def ffmpeg_binary():
-    """Path of ffmpeg, or a clear error saying how to install it."""
-    path = shutil.which("ffmpeg")
-    if path is None:
-        raise RuntimeError("ffmpeg is not installed; install it with `apt-get install ffmpeg`")
-    return path
 
 
 def write_video(path, specs, num_frames=90, width=1280, height=720, fps=30.0, seed=0):

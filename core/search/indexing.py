@@ -221,6 +221,24 @@ def _with_embedding(detection, vector):
     return detection
 
 
+def save_video_tracks(dataset, sample_id, tracks, persons_field, add):
+    """Write one video's tracks (persons with their embeddings), add its vectors, mark it processed; its track count.
+
+    ``add`` is :func:`core.search.store.add_vectors` bound to the dataset and
+    brain key. The video's old persons are replaced (and removed from the
+    index); ``person_tracks`` is set last, so a video without it is redone.
+
+    Example::
+
+        save_video_tracks(dataset, sample_id, tracks, "persons", functools.partial(store.add_vectors, dataset, key))
+    """
+    replaced = dataset.select(sample_id).values(f"frames.{persons_field}.detections.id", unwind=True)
+    add(*write_video_persons(dataset, sample_id, tracks, persons_field), remove=replaced)
+    track_count = len(tracks.track_frames())
+    write_sample_values(dataset, {contract.PERSON_TRACKS_FIELD: {sample_id: track_count}})  # marks it processed
+    return track_count
+
+
 def _index_videos(samples, match, find, detections_field, persons_field, overwrite, detect_every,
                   refresh_frames, refresh_iou, tracker, batch_size, add, on_progress):
     from .tracking import skipped_boxes_note, track_video
@@ -268,13 +286,10 @@ def _index_videos(samples, match, find, detections_field, persons_field, overwri
         except IOError as e:
             errors[sid] = f"cannot read video: {e}"
             continue
-        replaced = dataset.select(sid).values(f"frames.{persons_field}.detections.id", unwind=True)
-        add(*write_video_persons(dataset, sid, tracks, persons_field), remove=replaced)
+        track_count = save_video_tracks(dataset, sid, tracks, persons_field, add)
         errors[sid] = skipped_boxes_note(skipped[0], detections_field)
         if lengths[i] and tracks.num_frames < lengths[i]:  # the decoder stopped early: a truncated or damaged file
             errors[sid] = f"cannot read video: decoded {tracks.num_frames} of its {lengths[i]} frames (truncated?)"
-        track_count = len(tracks.track_frames())
-        write_sample_values(samples, {contract.PERSON_TRACKS_FIELD: {sid: track_count}})  # marks the video as processed
         summary["processed"] += 1
         summary["tracks"] += track_count
         summary["persons"] += sum(len(p) for p in tracks.frames.values())

@@ -88,7 +88,17 @@ def index_lock(dataset, brain_key, timeout=defaults.INDEX_LOCK_TIMEOUT_SECONDS):
 def _holder_is_dead(owner):
     """True when the lock's holder was a process of this machine that no longer runs (killed)."""
     host, _, rest = str(owner or "").partition(":")
-    pid = rest.partition(":")[0]
+    return is_dead_local_process(host, rest.partition(":")[0])
+
+
+def is_dead_local_process(host, pid):
+    """True when ``pid`` on ``host`` is a process of this machine that no longer runs (another host: False).
+
+    Example::
+
+        is_dead_local_process(socket.gethostname(), 12345)
+    """
+    pid = str(pid)
     if host != socket.gethostname() or not pid.isdigit():
         return False
     try:

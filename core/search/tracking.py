@@ -212,6 +212,125 @@ def _own_tracks(frames_out, previous, queue, keyframes, next_id, size):
             next_id[0] += 1
 
 
+class TrackBuilder:
+    """The tracking loop over frame batches as they arrive: a file (:func:`track_video`) or a live stream.
+
+    Feed it ``add(frame_numbers, bgr_frames)`` batches (numbers increasing);
+    :meth:`finish` returns the :class:`VideoTracks`. A live stream calls
+    :meth:`cut` at each segment boundary instead: it returns the piece so far
+    (frames renumbered from 1) and keeps the tracker, so a person walking
+    across the cut keeps their track id; each continuing track is embedded
+    again in the new piece, so every piece holds its own embeddings.
+    ``embedded()`` flushes the crops waiting for the encoder and returns the
+    rows made since its last call (what a watchlist scores).
+
+    Example::
+
+        builder = TrackBuilder(detect, matcher.embed_images)
+        for numbers, frames in read_frames("walk.mp4", 8):
+            builder.add(numbers, frames)
+        tracks = builder.finish()
+    """
+
+    def __init__(self, detect, embed, detect_every=defaults.VIDEO_DETECT_EVERY,
+                 refresh_frames=defaults.TRACK_REFRESH_FRAMES, refresh_iou=defaults.TRACK_REFRESH_IOU,
+                 tracker=defaults.TRACKER, embed_batch_size=defaults.MATCHER_BATCH_SIZE, keep_all=False):
+        if int(detect_every) < 1 or int(refresh_frames) < 1:
+            raise ValueError(f"detect_every and refresh_frames must be >= 1, got {detect_every}, {refresh_frames}")
+        if not 0.0 <= float(refresh_iou) <= 1.0:
+            raise ValueError(f"refresh_iou must be in [0, 1], got {refresh_iou}")
+        self.detect, self.embed, self.detect_every = detect, embed, int(detect_every)
+        self.refresh_frames, self.refresh_iou, self.keep_all = int(refresh_frames), float(refresh_iou), keep_all
+        self.embed_batch_size = embed_batch_size
+        self.tracker = make_tracker(tracker)
+        self.next_id = [defaults.UNTRACKED_TRACK_ID]
+        self.offset = 0  # frame number before this piece's first frame
+        self._start_piece()
+
+    def _start_piece(self):
+        self.queue = _EmbeddingQueue(self.embed, self.embed_batch_size)
+        self.state = {}  # track id -> (embedding row, box at that embedding, frame number of it)
+        self.frames_out = {}
+        self.keyframes = {}  # embedding row -> frame number its crop was cut from
+        self.row_tracks = {}  # embedding row -> track id
+        self.previous = None  # (frame number, boxes, indices of the boxes that joined a track, frame)
+        self.size = (0, 0)
+        self.count = self.offset
+        self.reported = 0  # embedding rows already returned by embedded()
+
+    def add(self, numbers, frames, detect=True):
+        """Detect every ``detect_every``-th frame of the batch, update the tracks, queue the crops to embed.
+
+        ``detect=False`` only counts the frames (a live job behind its stream
+        skips their detection to catch up).
+        """
+        from ultralytics.engine.results import Boxes
+
+        height, width = frames[0].shape[:2]
+        self.size = (width, height)
+        chosen = [i for i, n in enumerate(numbers) if (n - 1) % self.detect_every == 0] if detect else []
+        found = self.detect([numbers[i] for i in chosen], [frames[i] for i in chosen]) if chosen else []
+        for i, boxes in zip(chosen, found):
+            number, frame = numbers[i], frames[i]
+            boxes = np.asarray(boxes, dtype=np.float32).reshape(-1, 5)
+            data = np.concatenate([boxes, np.zeros((len(boxes), 1), np.float32)], axis=1)
+            tracked = self.tracker.update(Boxes(data, (height, width)), frame)
+            people, used = [], set()
+            for row in np.asarray(tracked).reshape(-1, 8):
+                track_id, det = int(row[4]), int(row[7])
+                box = clip_box(boxes[det, :4], width, height)
+                if box is None:
+                    continue
+                used.add(det)
+                last = self.state.get(track_id)
+                if last is None or number - last[2] >= self.refresh_frames or \
+                        shape_iou(box, last[1]) < self.refresh_iou:
+                    x1, y1, x2, y2 = box
+                    if last is None and self.previous is not None:
+                        _backfill(self.frames_out, self.previous, track_id, box, self.queue.rows, self.size)
+                    last = (self.queue.add(frame[y1:y2, x1:x2, ::-1].copy()), box, number)  # RGB crop
+                    self.keyframes[last[0]] = number
+                    self.row_tracks[last[0]] = track_id
+                    self.state[track_id] = last
+                people.append((track_id, box, float(boxes[det, 4]), last[0]))
+            self.frames_out[number] = people
+            if self.keep_all and self.previous is not None:
+                _own_tracks(self.frames_out, self.previous, self.queue, self.keyframes, self.next_id, self.size)
+            self.previous = (number, boxes, used, frame)
+        self.count = numbers[-1]
+
+    def embedded(self):
+        """Embed the crops waiting for the encoder; returns ``(rows, vectors)`` made since the last call."""
+        self.queue.flush()
+        vectors = np.concatenate(self.queue.done) if self.queue.done else np.zeros((0, 0), np.float32)
+        rows = list(range(self.reported, len(vectors)))
+        self.reported = len(vectors)
+        return rows, vectors[self.reported - len(rows):]
+
+    def finish(self):
+        """The :class:`VideoTracks` of everything added since the start (or the last :meth:`cut`)."""
+        if self.keep_all and self.previous is not None:
+            _own_tracks(self.frames_out, self.previous, self.queue, self.keyframes, self.next_id, self.size)
+        embeddings = self.queue.result()
+        shift = self.offset
+        return VideoTracks(frame_size=self.size, num_frames=self.count - shift,
+                           frames={n - shift: people for n, people in self.frames_out.items()},
+                           embeddings=embeddings, keyframes={row: n - shift for row, n in self.keyframes.items()},
+                           encoder_crops=self.queue.rows, encoder_calls=len(self.queue.done))
+
+    def cut(self, reset_tracker=False):
+        """End the current piece: its :class:`VideoTracks` (frames from 1); the next piece starts after it.
+
+        ``reset_tracker`` forgets the tracks too (the picture changed size: old boxes mean nothing).
+        """
+        tracks = self.finish()
+        self.offset = self.count
+        self._start_piece()
+        if reset_tracker:
+            self.tracker.reset()
+        return tracks
+
+
 def track_video(path, detect, embed, detect_every=defaults.VIDEO_DETECT_EVERY,
                 refresh_frames=defaults.TRACK_REFRESH_FRAMES, refresh_iou=defaults.TRACK_REFRESH_IOU,
                 tracker=defaults.TRACKER, detect_batch_size=defaults.DETECTOR_BATCH_SIZE,
@@ -224,58 +343,14 @@ def track_video(path, detect, embed, detect_every=defaults.VIDEO_DETECT_EVERY,
     detection of every frame (the naive baseline). ``on_frames(done)`` is
     called after each batch with the number of frames read so far. With
     ``keep_all`` (boxes given by the user) a box the tracker does not confirm
-    is kept as a track of its own (ids from ``UNTRACKED_TRACK_ID``).
+    is kept as a track of its own (ids from ``UNTRACKED_TRACK_ID``). The loop
+    itself is :class:`TrackBuilder`, shared with live streams.
     """
-    from ultralytics.engine.results import Boxes
-
-    if int(detect_every) < 1 or int(refresh_frames) < 1:
-        raise ValueError(f"detect_every and refresh_frames must be >= 1, got {detect_every}, {refresh_frames}")
-    if not 0.0 <= float(refresh_iou) <= 1.0:
-        raise ValueError(f"refresh_iou must be in [0, 1], got {refresh_iou}")
-    tracker_ = make_tracker(tracker)
-    queue = _EmbeddingQueue(embed, embed_batch_size)
-    state = {}  # track id -> (embedding row, box at that embedding, frame number of it)
-    frames_out = {}
-    keyframes = {}
-    previous = None  # (frame number, boxes, indices of the boxes that joined a track, frame) of the last detected one
-    next_id = [defaults.UNTRACKED_TRACK_ID]
-    size = (0, 0)
-    count = 0
+    builder = TrackBuilder(detect, embed, detect_every=detect_every, refresh_frames=refresh_frames,
+                           refresh_iou=refresh_iou, tracker=tracker, embed_batch_size=embed_batch_size,
+                           keep_all=keep_all)
     for numbers, frames in read_frames(path, detect_batch_size):
-        height, width = frames[0].shape[:2]
-        size = (width, height)
-        chosen = [i for i, n in enumerate(numbers) if (n - 1) % detect_every == 0]
-        found = detect([numbers[i] for i in chosen], [frames[i] for i in chosen]) if chosen else []
-        for i, boxes in zip(chosen, found):
-            number, frame = numbers[i], frames[i]
-            boxes = np.asarray(boxes, dtype=np.float32).reshape(-1, 5)
-            data = np.concatenate([boxes, np.zeros((len(boxes), 1), np.float32)], axis=1)
-            tracked = tracker_.update(Boxes(data, (height, width)), frame)
-            people, used = [], set()
-            for row in np.asarray(tracked).reshape(-1, 8):
-                track_id, det = int(row[4]), int(row[7])
-                box = clip_box(boxes[det, :4], width, height)
-                if box is None:
-                    continue
-                used.add(det)
-                last = state.get(track_id)
-                if last is None or number - last[2] >= refresh_frames or shape_iou(box, last[1]) < refresh_iou:
-                    x1, y1, x2, y2 = box
-                    if last is None and previous is not None:
-                        _backfill(frames_out, previous, track_id, box, queue.rows, (width, height))
-                    last = (queue.add(frame[y1:y2, x1:x2, ::-1].copy()), box, number)  # RGB crop
-                    keyframes[last[0]] = number
-                    state[track_id] = last
-                people.append((track_id, box, float(boxes[det, 4]), last[0]))
-            frames_out[number] = people
-            if keep_all and previous is not None:
-                _own_tracks(frames_out, previous, queue, keyframes, next_id, size)
-            previous = (number, boxes, used, frame)
-        count = numbers[-1]
+        builder.add(numbers, frames)
         if on_frames is not None:
-            on_frames(count)
-    if keep_all and previous is not None:
-        _own_tracks(frames_out, previous, queue, keyframes, next_id, size)
-    embeddings = queue.result()
-    return VideoTracks(frame_size=size, num_frames=count, frames=frames_out, embeddings=embeddings, keyframes=keyframes,
-                       encoder_crops=queue.rows, encoder_calls=len(queue.done))
+            on_frames(numbers[-1])
+    return builder.finish()
