@@ -171,7 +171,8 @@ def main(argv=None):
     parser.add_argument("--latency-detector", choices=("truth", "foreground"), default="truth",
                         help="boxes for the latency run: the synthetic truth, or the foreground stand-in (which "
                              "misses a grey-topped walker for seconds and merges crossing ones)")
-    parser.add_argument("--only", choices=("all", "latency"), default="all", help="latency: that figure alone")
+    parser.add_argument("--only", choices=("all", "latency", "memory"), default="all",
+                        help="latency / memory: that figure alone (e.g. --only memory --memory-seconds 1800)")
     args = parser.parse_args(argv)
     root = tempfile.mkdtemp(prefix="bench-live-")
     environment(root)
@@ -219,27 +220,28 @@ def main(argv=None):
             print(figures[-1], flush=True)
 
     tiny_matcher, tiny_yolo = models["tiny (tiny SigLIP + YOLOv8n)"]
-    warm_up(ForegroundDetector(background, timed=tiny_yolo), tiny_matcher, "auto")
-    boxes = TruthDetector(truth, timed=tiny_yolo) if args.latency_detector == "truth" else \
-        ForegroundDetector(background, timed=tiny_yolo)
-    summary, alerts = run_stream("live-latency", video, os.path.join(root, "latency"), tiny_matcher,
-                                 boxes, args.latency_seconds,
-                                 realtime=True, precision="auto", detect_every=args.detect_every, watch=True,
-                                 loops=int(args.latency_seconds * fps // frames))
-    latencies = truth_latencies(alerts, truth, fps, frames)
-    details["latency"] = {"summary": summary, "alerts": len(alerts), "latencies_s": latencies.tolist(),
-                          "track_latencies_s": [a["latency_s"] for a in alerts]}
-    details["latency"]["detector"] = args.latency_detector
-    note = (f"{len(latencies)} people, {args.latency_detector} boxes; {summary['frames_not_detected']} of "
-            f"{summary['frames']} frames not detected (catching up); from first detection: median "
-            f"{np.median([a['latency_s'] for a in alerts]):.2f} s")
-    figures += [_report.figure("alert latency median, tiny models, real-time stream",
-                               round(float(np.median(latencies)), 3), "s", ("<", 2.0), note=note),
-                _report.figure("alert latency p95, tiny models, real-time stream",
-                               round(float(np.percentile(latencies, 95)), 3), "s", ("<", 2.0))]
-    if args.only == "latency":
-        _report.write("live-latency", figures, details)
-        return
+    if args.only in ("all", "latency"):
+        warm_up(ForegroundDetector(background, timed=tiny_yolo), tiny_matcher, "auto")
+        boxes = TruthDetector(truth, timed=tiny_yolo) if args.latency_detector == "truth" else \
+            ForegroundDetector(background, timed=tiny_yolo)
+        summary, alerts = run_stream("live-latency", video, os.path.join(root, "latency"), tiny_matcher,
+                                     boxes, args.latency_seconds,
+                                     realtime=True, precision="auto", detect_every=args.detect_every, watch=True,
+                                     loops=int(args.latency_seconds * fps // frames))
+        latencies = truth_latencies(alerts, truth, fps, frames)
+        details["latency"] = {"summary": summary, "alerts": len(alerts), "latencies_s": latencies.tolist(),
+                              "track_latencies_s": [a["latency_s"] for a in alerts]}
+        details["latency"]["detector"] = args.latency_detector
+        note = (f"{len(latencies)} people, {args.latency_detector} boxes; {summary['frames_not_detected']} of "
+                f"{summary['frames']} frames not detected (catching up); from first detection: median "
+                f"{np.median([a['latency_s'] for a in alerts]):.2f} s")
+        figures += [_report.figure("alert latency median, tiny models, real-time stream",
+                                   round(float(np.median(latencies)), 3), "s", ("<", 2.0), note=note),
+                    _report.figure("alert latency p95, tiny models, real-time stream",
+                                   round(float(np.percentile(latencies, 95)), 3), "s", ("<", 2.0))]
+        if args.only == "latency":
+            _report.write("live-latency", figures, details)
+            return
 
     loops = int(np.ceil(args.memory_seconds * fps / frames))
     with MemorySampler() as memory:
@@ -257,7 +259,7 @@ def main(argv=None):
                                                       f"1 frame in {args.memory_detect_every} detected; "
                                                       f"first {first:.0f} MiB, "
                                                       f"last {last:.0f} MiB (the issue asks 30 minutes)")]
-    _report.write("live", figures, details)
+    _report.write("live" if args.only == "all" else "live-memory", figures, details)
 
 
 if __name__ == "__main__":
