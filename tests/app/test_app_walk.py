@@ -13,7 +13,6 @@ Each step saves a screenshot under the artifacts dir (``walk-session-*.png``, ``
 """
 
 import os
-import shutil
 import time
 
 import pytest
@@ -23,13 +22,10 @@ from person_finder.core.search import last_search, rank_persons
 from person_finder.testing import synthetic
 from person_finder.testing.people_training import held_out_specs
 
-from browser.app import (AppServer, Steps, chromium_page, delegated_worker, form_field, open_dataset, open_operator,
-                         open_panel)
+from browser.app import (BROWSER_TEST_MARKS, AppServer, Steps, chromium_page, delegated_worker, form_field,
+                         open_dataset, open_operator, open_panel)
 
-pytestmark = [pytest.mark.browser, pytest.mark.slow,
-              pytest.mark.skipif(not os.path.exists("/usr/bin/chromium") and not shutil.which("chromium")
-                                 and os.environ.get("CI") != "true",
-                                 reason="needs Debian's chromium (apt install chromium)")]
+pytestmark = BROWSER_TEST_MARKS
 
 QUERY = "red top and blue trousers"
 SLOW_MS = 180_000  # the App's first query / index loads the matcher in the server process

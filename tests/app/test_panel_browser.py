@@ -1,7 +1,6 @@
 """The person-search panel in a real browser: the App headless on 127.0.0.1, Debian's Chromium via Playwright."""
 
 import os
-import shutil
 
 import pytest
 
@@ -9,13 +8,9 @@ import pytest
 from person_finder.testing import synthetic
 from person_finder.core.search import index_persons, rank_persons
 
-from browser.app import AppServer, chromium_page, open_dataset, open_panel
+from browser.app import BROWSER_TEST_MARKS, AppServer, chromium_page, open_dataset, open_panel
 
-pytestmark = [pytest.mark.browser, pytest.mark.slow,
-              # skipped on a developer machine without a browser; in CI (CI=true) a missing browser fails
-              pytest.mark.skipif(not os.path.exists("/usr/bin/chromium") and not shutil.which("chromium")
-                                 and os.environ.get("CI") != "true",
-                                 reason="needs Debian's chromium (apt install chromium)")]
+pytestmark = BROWSER_TEST_MARKS
 
 QUERY = "red top and blue trousers"
 RESULTS_TIMEOUT_MS = 180_000  # the App's first query loads the matcher in the server process

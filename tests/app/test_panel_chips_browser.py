@@ -1,21 +1,15 @@
 """The panel's attribute chips in a real browser: parsed from the query, clicked off, the ranking follows."""
 
 import os
-import shutil
-
-import pytest
 
 from person_finder.core import contract
 from person_finder.core.identities.attributes import attribute_persons
 from person_finder.core.search import index_persons, last_search
 from person_finder.testing import synthetic
 
-from browser.app import AppServer, chromium_page, open_dataset, open_panel
+from browser.app import BROWSER_TEST_MARKS, AppServer, chromium_page, open_dataset, open_panel
 
-pytestmark = [pytest.mark.browser, pytest.mark.slow,
-              pytest.mark.skipif(not os.path.exists("/usr/bin/chromium") and not shutil.which("chromium")
-                                 and os.environ.get("CI") != "true",
-                                 reason="needs Debian's chromium (apt install chromium)")]
+pytestmark = BROWSER_TEST_MARKS
 
 QUERY = "a person in a red top, no backpack"
 RESULTS_TIMEOUT_MS = 180_000  # the App's first query loads the matcher in the server process

@@ -18,12 +18,19 @@ import sys
 import time
 import urllib.request
 
+import pytest
+
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
                  "--disable-sync", "--no-first-run", "--disable-dev-shm-usage"]
 #: Generous: the App server imports fiftyone and loads every plugin on 2 busy cores.
 START_TIMEOUT_S = 180
 START_ATTEMPTS = 3
+#: Every browser test's marks: skipped on a developer machine without Chromium; in CI (CI=true) a missing one fails.
+BROWSER_TEST_MARKS = [pytest.mark.browser, pytest.mark.slow,
+                      pytest.mark.skipif(not os.path.exists("/usr/bin/chromium") and not shutil.which("chromium")
+                                         and os.environ.get("CI") != "true",
+                                         reason="needs Debian's chromium (apt install chromium)")]
 
 
 def free_port():
