@@ -128,11 +128,7 @@ def ranking(root, views, num_queries, matcher=None):
     dataset.add_samples([s.to_sample() for s in scenes])
     index_persons(dataset, matcher=matcher, detections_field="ground_truth")
     persons = indexed_persons(dataset)
-    spec_of = {}
-    for person in persons:
-        scene = next(s for s in scenes if s.filepath == person["filepath"])
-        spec_of[person["label_id"]] = next(sp for sp, box in zip(scene.specs, scene.boxes)
-                                           if max(abs(a - b) for a, b in zip(box, person["box"])) < 1e-3)
+    spec_of = synthetic.scene_specs(dataset, scenes)
     queries = _queries(specs, num_queries)
     out = {"queries": len(queries), "persons": len(spec_of), "scenes": len(scenes), "views_per_person": views,
            "parsed_queries": [(text, parse_offline(text)) for text, _ in queries]}

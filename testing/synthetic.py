@@ -508,6 +508,27 @@ def scene_people(samples, scenes, field="persons"):
     return out
 
 
+def scene_specs(samples, scenes, field="persons", tolerance=1e-3):
+    """``{label id: spec}``: the synthetic person each detection in ``field`` of :func:`write_scenes`' images shows.
+
+    Boxes must be the true ones (e.g. indexed from ``ground_truth``); a box
+    matches a scene's box when no coordinate differs by more than ``tolerance``.
+
+    Example::
+
+        index_persons(dataset, matcher=..., detections_field="ground_truth")
+        scene_specs(dataset, scenes)                                      # {"65a1...": PersonSpec(...), ...}
+    """
+    truth = {scene.filepath: list(zip(scene.specs, scene.boxes)) for scene in scenes}
+    out = {}
+    for filepath, ids, boxes in zip(*samples.values(["filepath", f"{field}.detections.id",
+                                                      f"{field}.detections.bounding_box"])):
+        for label_id, box in zip(ids or [], boxes or []):
+            out[label_id] = next(spec for spec, true_box in truth[filepath]
+                                 if np.allclose(true_box, box, rtol=0, atol=tolerance))
+    return out
+
+
 def write_video(path, specs, num_frames=90, width=1280, height=720, fps=30.0, seed=0):
     """Write an H.264 MP4 of ``specs`` walking across the frame, with true tracks.
 

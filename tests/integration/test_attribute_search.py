@@ -55,11 +55,7 @@ def attributed(dataset, test_root, tiny_siglip, fake):
     index_persons(dataset, matcher=tiny_siglip, detections_field="ground_truth")
     folder = os.path.join(test_root, "fused-crops", dataset.name)
     persons = indexed_persons(dataset)
-    spec_of = {}
-    for person in persons:
-        scene = next(s for s in scenes if s.filepath == person["filepath"])
-        spec_of[person["label_id"]] = next(sp for sp, box in zip(scene.specs, scene.boxes)
-                                           if max(abs(a - b) for a, b in zip(box, person["box"])) < 1e-3)
+    spec_of = synthetic.scene_specs(dataset, scenes)
     for label_id, path in crop_files(persons, folder).items():
         with open(path, "rb") as f:
             fake.answers[image_key(f.read())] = spec_answer(spec_of[label_id])
