@@ -5,9 +5,11 @@
    zero-shot attributes from the stored embeddings (``attribute_indexed_persons``), merged per person. 50
    attribute queries built from the people's known clothing (top and bottom colours, bag and its colour, hat);
    a result is relevant when its person has every stated attribute. Rank-1 and precision@5 of similarity alone
-   vs the fused ranking (constraints from the offline parse; weights 0.6 = default and 0.3), side by side; the
-   zero-shot attributes' accuracy per attribute; and the same fused queries with true attributes (the fake
-   Gemini answering each crop's truth through ``attribute_indexed_persons``), what a good attribute model gives.
+   vs the fused ranking (constraints from the offline parse; weights 0.6 = default and 0.3), side by side, with
+   the zero-shot attributes weighed by the reliability measured on the kit's validation people (the default) and
+   without it; the zero-shot attributes' accuracy per attribute; and the same fused queries with true attributes
+   (the fake Gemini answering each crop's truth through ``attribute_indexed_persons``), what a good attribute
+   model gives.
 2. Parse: one plain query per value of every constrainable attribute (testing/attribute_queries.py), parsed
    offline; the share parsed right, and the table.
 3. Verification against the fake Gemini server enforcing ``--rpm`` per sliding minute (the client told the
@@ -116,7 +118,7 @@ def ranking(root, views, num_queries, matcher=None):
     from person_finder.testing import people_training, synthetic
     from person_finder.testing.fake_gemini import FakeGemini, image_key
 
-    matcher = matcher or people_training.finetune_tiny_siglip(os.path.join(root, "matcher"))
+    matcher = people_training.finetune_tiny_siglip(matcher or os.path.join(root, "matcher"))  # + its reliability
     specs = people_training.held_out_specs()
     per_scene = 4
     scenes_specs = []
@@ -134,8 +136,12 @@ def ranking(root, views, num_queries, matcher=None):
            "parsed_queries": [(text, parse_offline(text)) for text, _ in queries]}
     out["similarity"] = _evaluate(dataset, queries, spec_of)
 
+    attribute_persons(dataset, provider="zero-shot", calibrated=False)
+    out["zero_shot_accuracy_uncalibrated"] = _attribute_accuracy(dataset, spec_of)
+    out["fused_zero_shot_uncalibrated"] = {w: _evaluate(dataset, queries, spec_of, attribute_weight=w)
+                                           for w in WEIGHTS}
     started = time.perf_counter()
-    out["zero_shot_run"] = attribute_persons(dataset, provider="zero-shot")
+    out["zero_shot_run"] = attribute_persons(dataset, provider="zero-shot", overwrite=True)
     out["zero_shot_seconds"] = round(time.perf_counter() - started, 2)
     out["zero_shot_accuracy"] = _attribute_accuracy(dataset, spec_of)
     out["fused_zero_shot"] = {w: _evaluate(dataset, queries, spec_of, attribute_weight=w) for w in WEIGHTS}
@@ -210,13 +216,20 @@ def main(argv=None):
     print(f"\n{'query':60s} constraints (offline parse)")
     for text, constraints in r["parsed_queries"][:10]:
         print(f"{text:60s} {constraints}")
-    print(f"\nzero-shot attributes (tiny matcher) per person: right / wrong / unknown")
+    reliability = r["zero_shot_run"]["reliability"] or {}
+    print("\nzero-shot attributes (tiny matcher) per person: right / wrong / unknown, without and with the "
+          "reliability measured on the validation people")
     for field, acc in r["zero_shot_accuracy"].items():
-        print(f"  {field:16s} {acc['right']:.2f} / {acc['wrong']:.2f} / {acc['unknown']:.2f}")
+        raw = r["zero_shot_accuracy_uncalibrated"][field]
+        print(f"  {field:16s} {raw['right']:.2f} / {raw['wrong']:.2f} / {raw['unknown']:.2f}    "
+              f"{acc['right']:.2f} / {acc['wrong']:.2f} / {acc['unknown']:.2f}    "
+              f"reliability {reliability.get(field, float('nan')):.2f}")
     print(f"\n{r['queries']} queries over {r['persons']} persons in {r['scenes']} scenes:")
     print(f"  {'':44s} {'Rank-1':>8s} {'P@5':>8s}")
     rows = [("similarity alone", r["similarity"])]
     rows += [(f"fused, zero-shot attributes, weight {w}", m) for w, m in r["fused_zero_shot"].items()]
+    rows += [(f"fused, zero-shot uncalibrated, weight {w}", m)
+             for w, m in r["fused_zero_shot_uncalibrated"].items()]
     rows += [(f"fused, true attributes (fake Gemini), weight {w}", m) for w, m in r["fused_true_attributes"].items()]
     for name, m in rows:
         print(f"  {name:44s} {m['rank1']:8.3f} {m['p5']:8.3f}")
@@ -225,11 +238,15 @@ def main(argv=None):
         _report.figure(f"Rank-1, similarity alone ({r['queries']} attribute queries)", round(sim["rank1"], 3)),
         _report.figure("Rank-1, fused with zero-shot attributes", round(zero["rank1"], 3), "",
                        (">", round(sim["rank1"], 3))),
+        _report.figure("Rank-1, fused with zero-shot attributes, uncalibrated",
+                       round(r["fused_zero_shot_uncalibrated"][WEIGHTS[0]]["rank1"], 3)),
         _report.figure("Rank-1, fused with true attributes (fake Gemini)", round(true["rank1"], 3), "",
                        (">", round(sim["rank1"], 3))),
         _report.figure("precision@5, similarity alone", round(sim["p5"], 3)),
         _report.figure("precision@5, fused with zero-shot attributes", round(zero["p5"], 3), "",
                        (">", round(sim["p5"], 3))),
+        _report.figure("precision@5, fused with zero-shot attributes, uncalibrated",
+                       round(r["fused_zero_shot_uncalibrated"][WEIGHTS[0]]["p5"], 3)),
         _report.figure("precision@5, fused with true attributes (fake Gemini)", round(true["p5"], 3), "",
                        (">", round(sim["p5"], 3))),
         _report.figure("offline parse: schema values parsed right", round(p["accuracy"], 3), "", (">=", 0.9)),

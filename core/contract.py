@@ -125,6 +125,9 @@ LIVE_PART_SUFFIX = ".part.mp4"
 #: File next to a fine-tuned matcher's weights: base model, data provenance and the evaluation's
 #: calibrated threshold (read by search as its default threshold).
 MATCHER_INFO_FILE = "person_finder.json"
+#: Key of that file holding how reliable the matcher's zero-shot attributes are, per attribute (see
+#: core.attributes.zero_shot.attribute_reliability); every zero-shot run weighs its confidences by it.
+ATTRIBUTE_RELIABILITY_KEY = "attribute_reliability"
 
 # --- run records ----------------------------------------------------------------------------------
 #: Where the FiftyOne run record of a generation / merge is stored.

@@ -121,8 +121,13 @@ GEMINI_IMAGE_TOKENS = 258
 INCLUDE_SENSITIVE_ATTRIBUTES = False
 #: Multi-view merge: an accessory is present when at least this many views see it (or all views, if fewer).
 ACCESSORY_MIN_VIEWS = 2
-#: Zero-shot provider: a value whose probability is below this becomes "unknown".
+#: Zero-shot provider: a value whose probability (times the attribute's measured reliability) is below this
+#: becomes "unknown".
 ZERO_SHOT_MIN_CONFIDENCE = 0.3
+#: Zero-shot reliability is measured only for attributes known on at least this many labelled images.
+ZERO_SHOT_RELIABILITY_MIN_LABELLED = 10
+#: evaluate_matchers measures it on at most this many labelled images (a seeded sample of larger splits).
+ZERO_SHOT_RELIABILITY_MAX_IMAGES = 2000
 
 #: Attributes of indexed persons are merged per "track" (video + track id; each person of an image alone) or per
 #: "identity" (after link_identities).

@@ -97,13 +97,13 @@ def _index_matcher(samples, brain_key):
     return shared_matcher(config.model_kwargs.get("name_or_path", defaults.MATCHER_MODEL))
 
 
-def _zero_shot(samples, todo, writer, brain_key, min_confidence, batch_size, on_progress):
+def _zero_shot(samples, todo, writer, brain_key, min_confidence, batch_size, calibrated, on_progress):
     from ..attributes.schema import PersonAttributes
     from ..attributes.store import to_document
     from ..attributes.zero_shot import attributes_from_embeddings, prompt_embeddings
 
     model = _index_matcher(samples, brain_key)  # the stored embeddings are in its space only
-    prompted = prompt_embeddings(model, PersonAttributes)
+    prompted = prompt_embeddings(model, PersonAttributes, calibrated)
     name = str(model.name_or_path)
     for start in range(0, len(todo), batch_size):
         batch = todo[start:start + batch_size]
@@ -114,7 +114,8 @@ def _zero_shot(samples, todo, writer, brain_key, min_confidence, batch_size, on_
             writer.add(person["label_id"], to_document(values, conf, provider="zero-shot", model=name))
         notify(on_progress, 0.8 * min(start + batch_size, len(todo)) / len(todo), "zero-shot attributes")
     writer.close()
-    return {"todo": len(todo), "attributed": writer.written, "failed": writer.failed, "model": name}
+    return {"todo": len(todo), "attributed": writer.written, "failed": writer.failed, "model": name,
+            "reliability": prompted.reliability or None}
 
 
 def _gemini(samples, todo, writer, crop_folder, api_key, run_key, on_progress, gemini_kwargs):
@@ -170,11 +171,12 @@ def attribute_persons(samples, provider=defaults.ATTRIBUTES_PROVIDER, group_by=d
                       dry_run=False, min_confidence=defaults.ZERO_SHOT_MIN_CONFIDENCE,
                       accessory_min_views=defaults.ACCESSORY_MIN_VIEWS, crop_folder=None, api_key=None,
                       chunk_size=defaults.ATTRIBUTES_CHUNK_SIZE, run_key=contract.PERSON_ATTRIBUTES_RUN_KEY,
-                      on_progress=None, **gemini_kwargs):
+                      calibrated=True, on_progress=None, **gemini_kwargs):
     """Attributes for the embedded persons of an indexed image / video dataset, merged per track or identity.
 
     ``provider``: "zero-shot" (from the stored crop embeddings, through the
-    index's own matcher) or "gemini" (``api_key`` or the
+    index's own matcher, each attribute weighed by the reliability
+    ``evaluate_matchers`` stored with it unless ``calibrated=False``) or "gemini" (``api_key`` or the
     ``GEMINI_API_KEY`` variable; ``gemini_kwargs``: model, concurrency,
     requests_per_minute, base_url, timeout_s, max_attempts ...). ``group_by``:
     "track" or "identity". Only keyframes without attributes are generated
@@ -224,7 +226,8 @@ def attribute_persons(samples, provider=defaults.ATTRIBUTES_PROVIDER, group_by=d
         writer = LabelChunkWriter(samples, path, {p["label_id"]: p["owner_id"] for p in todo},
                                   field=contract.VIEW_ATTRIBUTES_ATTR, chunk_size=chunk_size)
         if provider == "zero-shot":
-            summary = _zero_shot(samples, todo, writer, brain_key, min_confidence, int(chunk_size), on_progress)
+            summary = _zero_shot(samples, todo, writer, brain_key, min_confidence, int(chunk_size), calibrated,
+                                 on_progress)
         else:
             from ..search.crops import default_crop_folder
 
@@ -239,6 +242,8 @@ def attribute_persons(samples, provider=defaults.ATTRIBUTES_PROVIDER, group_by=d
 
         save_run(samples, run_key, {"provider": provider, "group_by": group_by, "persons_field": persons_field,
                                     "min_confidence": float(min_confidence),
+                                    "reliability": summary.get("reliability"),
                                     "accessory_min_views": int(accessory_min_views)}, results)
     notify(on_progress, 1.0, "done")
-    return {**results, "provider": provider, "group_by": group_by, "run_key": run_key}
+    return {**results, "provider": provider, "group_by": group_by, "run_key": run_key,
+            "reliability": summary.get("reliability")}

@@ -2,10 +2,12 @@
 
 ``person_finder.json`` (:data:`core.contract.MATCHER_INFO_FILE`) holds the
 base model's hub id, the training settings and history, where the data came
-from, and, once ``evaluate_matchers`` ran, the test metrics and the
+from, and, once ``evaluate_matchers`` ran, the test metrics, the
 calibrated threshold (search's default, see
-:func:`core.models.matcher.matcher_threshold`). The card is rendered from it
-each time it changes, so the two never disagree.
+:func:`core.models.matcher.matcher_threshold`) and how reliable its
+zero-shot attributes are (:data:`core.contract.ATTRIBUTE_RELIABILITY_KEY`,
+read by every zero-shot run). The card is rendered from it each time it
+changes, so the two never disagree.
 
 Example::
 
@@ -66,6 +68,7 @@ def write_training_info(folder, config, result, data=None):
     if info.get("history") != result.history:  # new weights: an earlier evaluation no longer describes them
         info.pop("evaluation", None)
         info.pop("calibration", None)
+        info.pop(contract.ATTRIBUTE_RELIABILITY_KEY, None)
     info.update(base_model=base_model_id(config.base_model), base_model_path=str(config.base_model),
                 training=dataclasses.asdict(config), history=result.history, best_epoch=result.best_epoch,
                 stopped_early=result.stopped_early, data=data or {})
@@ -87,6 +90,20 @@ def record_evaluation(folder, row, dataset_name=None):
             "precision", "recall")
     info["calibration"] = {k: row.get(k) for k in keys}
     info["evaluation"] = {"dataset": dataset_name, **{k: v for k, v in row.items() if k not in keys + ("path",)}}
+    _write_info(folder, info)
+
+
+def record_attribute_reliability(folder, reliability, measured_on):
+    """Store per-attribute zero-shot reliability (:func:`core.attributes.zero_shot.attribute_reliability`).
+
+    Example::
+
+        record_attribute_reliability("runs/people", {"upper_colors": 0.67, "hat": 0.0}, "312 val images")
+    """
+    from ..models.matcher import matcher_info
+
+    info = matcher_info(folder)
+    info[contract.ATTRIBUTE_RELIABILITY_KEY] = {"attributes": dict(reliability), "measured_on": str(measured_on)}
     _write_info(folder, info)
 
 
@@ -131,6 +148,14 @@ def render_model_card(folder):
                      "Search uses it as its default threshold.")
     else:
         threshold = "No calibrated threshold yet (search falls back to its core default)."
+    measured = info.get(contract.ATTRIBUTE_RELIABILITY_KEY)
+    if measured:
+        attributes = ", ".join(f"{k} {v:.2f}" for k, v in sorted(measured["attributes"].items(), key=lambda kv: -kv[1]))
+        reliability = (f"Measured on {measured['measured_on']} (Cohen's kappa against known attributes, 0 = chance): "
+                       f"{attributes or 'no attribute known often enough'}. Zero-shot attribute runs weigh each "
+                       "confidence by it, so attributes near 0 end `unknown`.")
+    else:
+        reliability = "Not measured yet: `evaluate_matchers` measures it on images with merged attributes."
     text = f"""---
 library_name: transformers
 {f"base_model: {base}" + chr(10) if base else ""}tags: [person-search, text-to-image-retrieval, siglip, person-finder]
@@ -159,6 +184,10 @@ person crops. Load it with `load_matcher(<this folder>)`; `{contract.MATCHER_INF
 ## Threshold
 
 {threshold}
+
+## Zero-shot attribute reliability
+
+{reliability}
 
 ## Metrics per epoch
 

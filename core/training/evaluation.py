@@ -149,8 +149,33 @@ def _calibration(matcher, calibration, test_scores, query_ids, gallery_ids, targ
                 calibrated_on=source, precision=float(report["precision"]), recall=float(report["recall"]))
 
 
+def _labelled_images(samples, calibration_tag, gallery_tag, attributes_field, seed):
+    """``(images, attribute records, where)`` to measure zero-shot reliability on: the calibration split's images
+    with attributes, else the gallery's (at most ``ZERO_SHOT_RELIABILITY_MAX_IMAGES``); None when neither has any."""
+    if not samples.has_field(attributes_field):
+        return None
+    for tag in (calibration_tag, gallery_tag):
+        view = samples.match_tags(tag).exists(attributes_field) if tag else None
+        if view is not None and len(view):
+            if len(view) > defaults.ZERO_SHOT_RELIABILITY_MAX_IMAGES:
+                view = view.take(defaults.ZERO_SHOT_RELIABILITY_MAX_IMAGES, seed=seed)
+            paths, labels = view.values(["filepath", attributes_field])
+            return _load_images(paths), labels, f"{len(paths)} {tag} images"
+    return None
+
+
+def _record_reliability(path, matcher, labelled):
+    """Measure ``matcher``'s zero-shot attribute reliability on ``labelled`` images and store it in its folder."""
+    from ..attributes.zero_shot import attribute_reliability
+    from .card import record_attribute_reliability
+
+    images, labels, where = labelled
+    record_attribute_reliability(path, attribute_reliability(matcher, matcher.embed_images(images), labels), where)
+
+
 def evaluate_matchers(samples, models=None, query_tag="query", gallery_tag="gallery",
                       calibration_tag=contract.VAL_TAG, description_field=contract.DESCRIPTION_FIELD,
+                      attributes_field=contract.MERGED_ATTRIBUTES_FIELD,
                       person_id_field=contract.PERSON_ID_FIELD, ranks=defaults.EVAL_RANKS,
                       target_precision=defaults.CALIBRATION_TARGET_PRECISION, run_key=contract.EVAL_RUN_KEY,
                       device=None, batch_size=defaults.MATCHER_BATCH_SIZE, seed=defaults.TRAIN_SEED, on_progress=None):
@@ -169,7 +194,10 @@ def evaluate_matchers(samples, models=None, query_tag="query", gallery_tag="gall
     models scored on the same splits; each query sample gets one field
     per model (:func:`query_field`: rank of the first true match, AP,
     INP); a folder Person Finder fine-tuned stores its metrics and
-    calibrated threshold (search's default) and updates its model card.
+    calibrated threshold (search's default) and updates its model card,
+    and, where images have ``attributes_field`` (the calibration split's,
+    else the gallery's), how reliable its zero-shot attributes are (read by
+    every later zero-shot run, see :mod:`core.attributes.zero_shot`).
 
     Example::
 
@@ -204,6 +232,9 @@ def evaluate_matchers(samples, models=None, query_tag="query", gallery_tag="gall
         calibration = ([it.texts[0] for it in cal_items], [it.load() for it in cal_items],
                        np.array([it.person_id for it in cal_items]))
     gallery_images = _load_images(gallery_paths)
+    labelled = None
+    if any(_is_person_finder_model(path) for path in models.values()):
+        labelled = _labelled_images(samples, calibration_tag, gallery_tag, attributes_field, seed)
 
     rows, curves, per_query = [], {}, {}
     for n, (name, path) in enumerate(models.items()):
@@ -215,6 +246,8 @@ def evaluate_matchers(samples, models=None, query_tag="query", gallery_tag="gall
         rows.append(row)
         curves[name] = pr_curve(scores, query_ids, gallery_ids)
         per_query[name] = per_query_results(scores, query_ids, gallery_ids)
+        if labelled is not None and _is_person_finder_model(path):
+            _record_reliability(path, matcher, labelled)
     dataset = samples._root_dataset
     for name, results in per_query.items():  # written once every model was scored
         _write_per_query(dataset, queries, results, query_field(run_key, name))

@@ -173,3 +173,74 @@ def test_fused_video_search_uses_each_tracks_consensus(dataset, walk, fake, test
     assert [s.index for s in spans] == [rows[0]["track_id"]]  # the other tracks contradict a hard constraint
     scores = dataset.values(f"frames.persons.detections.{contract.FUSED_SCORE_ATTR}", unwind=True)
     assert all(s is not None for s in scores)
+
+
+@pytest.fixture()
+def own_matcher_scenes(dataset, test_root, tiny_siglip):
+    """The two scenes indexed with this test's own copy of the tiny SigLIP (so its folder can record reliability)."""
+    import shutil
+
+    folder = os.path.join(test_root, "reliability", dataset.name, "matcher")
+    shutil.copytree(tiny_siglip, folder)
+    specs = synthetic.random_specs(6, seed=1)
+    written = synthetic.write_scenes(os.path.join(test_root, "reliability", dataset.name, "scenes"),
+                                     [specs[:3], specs[3:]], width=320, height=180, seed=2)
+    dataset.add_samples([s.to_sample() for s in written])
+    index_persons(dataset, matcher=folder, detections_field="ground_truth")
+    return folder
+
+
+def _view_attributes(dataset):
+    docs = dataset.values(f"persons.detections.{contract.VIEW_ATTRIBUTES_ATTR}", unwind=True)
+    return [d.to_dict() if hasattr(d, "to_dict") else d for d in docs]
+
+
+def test_zero_shot_weighs_each_attribute_by_the_reliability_stored_with_the_matcher(dataset, own_matcher_scenes):
+    from person_finder.core.attributes.zero_shot import stored_reliability
+    from person_finder.core.training.card import record_attribute_reliability
+
+    attribute_persons(dataset, provider="zero-shot", min_confidence=0.0)
+    raw = _view_attributes(dataset)
+    assert any(v["hat"] != "unknown" for v in raw)  # the uncalibrated guesses
+    record_attribute_reliability(own_matcher_scenes, {"hat": 0.0, "upper_colors": 1.0, "gender": 0.5}, "test labels")
+    assert stored_reliability(own_matcher_scenes) == {"hat": 0.0, "upper_colors": 1.0, "gender": 0.5}
+    assert "hat 0.00" in open(os.path.join(own_matcher_scenes, "README.md")).read()  # the model card says it
+
+    out = attribute_persons(dataset, provider="zero-shot", overwrite=True, min_confidence=0.3)
+    assert out["reliability"] == {"hat": 0.0, "upper_colors": 1.0, "gender": 0.5}
+    calibrated = _view_attributes(dataset)
+    for before, after in zip(raw, calibrated):
+        assert after["hat"] == "unknown" and after["confidence"]["hat"] == 0.0  # blind: never a contradiction
+        assert after["confidence"]["upper_colors"] == pytest.approx(before["confidence"]["upper_colors"])
+        assert after["upper_colors"] == (before["upper_colors"] if before["confidence"]["upper_colors"] >= 0.3
+                                         else [])
+        assert after["confidence"]["gender"] == pytest.approx(0.5 * before["confidence"]["gender"])
+        assert after["confidence"]["backpack"] == pytest.approx(before["confidence"]["backpack"])  # not measured
+    assert dataset.get_run_info(contract.PERSON_ATTRIBUTES_RUN_KEY).config.reliability["hat"] == 0.0
+
+    attribute_persons(dataset, provider="zero-shot", overwrite=True, min_confidence=0.0, calibrated=False)
+    assert [v["hat"] for v in _view_attributes(dataset)] == [v["hat"] for v in raw]  # the guesses, on request
+
+
+def test_reliability_is_agreement_beyond_chance_on_known_attributes(own_matcher_scenes):
+    import numpy as np
+
+    from person_finder.core.attributes.schema import PersonAttributes
+    from person_finder.core.attributes.zero_shot import attribute_reliability, attributes_from_embeddings
+    from person_finder.core.models.matcher import load_matcher
+
+    matcher = load_matcher(own_matcher_scenes)
+    rng = np.random.default_rng(0)
+    embeddings = rng.normal(size=(40, matcher.embed_texts(["x"]).shape[1])).astype(np.float32)
+    embeddings /= np.linalg.norm(embeddings, axis=1, keepdims=True)
+    own = [values for values, _ in attributes_from_embeddings(matcher, embeddings, PersonAttributes, 0.0)]
+    varied = [f for f in ("upper_colors", "hat", "posture") if len({str(v[f]) for v in own}) >= 2]
+    assert varied
+    agree = attribute_reliability(matcher, embeddings, own)  # labels = its own guesses: perfect agreement
+    assert all(agree[f] == pytest.approx(1.0) for f in varied)
+    shuffled = attribute_reliability(matcher, embeddings, [own[i] for i in rng.permutation(len(own))])
+    assert all(shuffled[f] < 0.5 for f in varied)
+    unknown = [{**v, "hat": "unknown"} for v in own]  # never known: not measured, not 0
+    assert "hat" not in attribute_reliability(matcher, embeddings, unknown)
+    few = attribute_reliability(matcher, embeddings[:5], own[:5])
+    assert few == {}  # fewer than ZERO_SHOT_RELIABILITY_MIN_LABELLED known: nothing measured

@@ -13,7 +13,7 @@ import fiftyone as fo
 import fiftyone.operators as foo
 import pytest
 
-from person_finder.core import contract
+from person_finder.core import contract, defaults
 from person_finder.core.models.matcher import matcher_info, matcher_threshold
 from person_finder.core.training.data import items_from_samples
 from person_finder.testing import synthetic
@@ -127,6 +127,13 @@ def _walk_from_training(people, tiny_siglip, tmp_path, specs, timings):
     query_field = f"{contract.EVAL_RUN_KEY}_fine_tuned"
     assert people.match_tags("query").exists(query_field).count() == len(people.match_tags("query"))
     assert len(evaluated["pr_curve"]) == 2
+    reliability = matcher_info(out)[contract.ATTRIBUTE_RELIABILITY_KEY]  # measured on the val split's merged attributes
+    val_images = len(people.match_tags(contract.VAL_TAG))
+    assert reliability["measured_on"] == f"{val_images} val images"
+    assert all(0 <= v <= 1 for v in reliability["attributes"].values())
+    if val_images >= defaults.ZERO_SHOT_RELIABILITY_MIN_LABELLED:  # fewer: nothing is measured (see the unit test)
+        assert "upper_colors" in reliability["attributes"]
+    assert f"Measured on {reliability['measured_on']}" in card
 
     before = _state(people)  # every stage again: nothing changes
     for name, params in (("merge_person_attributes", {}), ("generate_person_attributes", {}),
@@ -146,6 +153,14 @@ def _walk_from_training(people, tiny_siglip, tmp_path, specs, timings):
             fo.Detection(label="person", bounding_box=b) for b in s.boxes])) for s in found])
         indexed = run("index_persons", scenes, matcher=out, detections_field="ground_truth")
         assert indexed["persons"] == 6
+        # zero-shot attributes of the indexed persons weigh each attribute by the reliability evaluation stored
+        run("attribute_indexed_persons", scenes, provider="zero-shot")
+        used = scenes.get_run_info(contract.PERSON_ATTRIBUTES_RUN_KEY).config.reliability or {}
+        assert used == reliability["attributes"]
+        for det in [d for dets in scenes.values("persons.detections") for d in dets]:
+            view = det[contract.VIEW_ATTRIBUTES_ATTR]
+            confidence = (view.to_dict() if hasattr(view, "to_dict") else view)["confidence"]
+            assert all(confidence[f] <= r + 1e-6 for f, r in used.items() if f in confidence)
         spec = people_specs[0]
         searched = run("search_persons", scenes, query=f"{spec.upper_color} top and {spec.lower_color} trousers")
         from person_finder.core.search import last_search
