@@ -113,7 +113,6 @@ def ranking(root, views, num_queries, matcher=None):
 
     from person_finder.core.attributes.constraints import parse_offline
     from person_finder.core.identities.attributes import attribute_persons, indexed_persons
-    from person_finder.core.search import index_persons
     from person_finder.core.search.crops import crop_files
     from person_finder.testing import people_training, synthetic
     from person_finder.testing.fake_gemini import FakeGemini, image_key
@@ -125,10 +124,9 @@ def ranking(root, views, num_queries, matcher=None):
     for v in range(views):
         order = [specs[(i * 5 + v * 3) % len(specs)] for i in range(len(specs))]  # each person once per round
         scenes_specs += [order[i:i + per_scene] for i in range(0, len(order), per_scene)]
-    scenes = synthetic.write_scenes(os.path.join(root, "scenes"), scenes_specs, width=640, height=360, seed=4)
     dataset = fo.Dataset()
-    dataset.add_samples([s.to_sample() for s in scenes])
-    index_persons(dataset, matcher=matcher, detections_field="ground_truth")
+    scenes = synthetic.add_indexed_scenes(dataset, os.path.join(root, "scenes"), scenes_specs, matcher, width=640,
+                                          height=360, seed=4)
     persons = indexed_persons(dataset)
     spec_of = synthetic.scene_specs(dataset, scenes)
     queries = _queries(specs, num_queries)

@@ -508,6 +508,23 @@ def scene_people(samples, scenes, field="persons"):
     return out
 
 
+def add_indexed_scenes(dataset, folder, specs_per_scene, matcher, width=480, height=270, seed=0, **index_kwargs):
+    """:func:`write_scenes`, added to ``dataset`` with their true boxes as ``ground_truth``, and those persons
+    indexed by the product's ``index_persons`` (no detector); returns the scenes.
+
+    Example::
+
+        scenes = add_indexed_scenes(dataset, "/tmp/scenes", [specs[:3], specs[3:]], matcher="/models/tiny-siglip")
+        scene_specs(dataset, scenes)   # which person each indexed detection shows
+    """
+    from ..core.search import index_persons
+
+    scenes = write_scenes(folder, specs_per_scene, width=width, height=height, seed=seed)
+    dataset.add_samples([scene.to_sample() for scene in scenes])
+    index_persons(dataset, matcher=matcher, detections_field="ground_truth", **index_kwargs)
+    return scenes
+
+
 def scene_specs(samples, scenes, field="persons", tolerance=1e-3):
     """``{label id: spec}``: the synthetic person each detection in ``field`` of :func:`write_scenes`' images shows.
 

@@ -6,7 +6,7 @@ import pytest
 
 
 from person_finder.testing import synthetic
-from person_finder.core.search import index_persons, rank_persons
+from person_finder.core.search import rank_persons
 
 from browser.app import BROWSER_TEST_MARKS, AppServer, chromium_page, open_dataset, open_panel
 
@@ -21,10 +21,8 @@ def indexed_scenes(dataset, test_root, tiny_siglip):
     """Three scene images, six people, indexed by the tiny matcher; persistent so the App process sees it."""
     dataset.persistent = True
     specs = synthetic.random_specs(6, seed=4)
-    scenes = synthetic.write_scenes(os.path.join(test_root, "browser-scenes", dataset.name),
-                                    [specs[:3], specs[3:5], specs[5:]], width=480, height=270, seed=0)
-    dataset.add_samples([scene.to_sample() for scene in scenes])
-    index_persons(dataset, matcher=tiny_siglip, detections_field="ground_truth")
+    synthetic.add_indexed_scenes(dataset, os.path.join(test_root, "browser-scenes", dataset.name),
+                                 [specs[:3], specs[3:5], specs[5:]], tiny_siglip, width=480, height=270, seed=0)
     return dataset
 
 

@@ -4,7 +4,7 @@ import os
 
 from person_finder.core import contract
 from person_finder.core.identities.attributes import attribute_persons
-from person_finder.core.search import index_persons, last_search
+from person_finder.core.search import last_search
 from person_finder.testing import synthetic
 
 from browser.app import BROWSER_TEST_MARKS, AppServer, chromium_page, open_dataset, open_panel
@@ -19,10 +19,8 @@ def test_chips_are_shown_and_toggle_the_constraints(dataset, test_root, tiny_sig
     monkeypatch.delenv(contract.GEMINI_SECRET, raising=False)  # the offline parse
     dataset.persistent = True
     specs = synthetic.random_specs(4, seed=4)
-    scenes = synthetic.write_scenes(os.path.join(test_root, "chips-scenes", dataset.name), [specs[:2], specs[2:]],
-                                    width=480, height=270, seed=0)
-    dataset.add_samples([scene.to_sample() for scene in scenes])
-    index_persons(dataset, matcher=tiny_siglip, detections_field="ground_truth")
+    synthetic.add_indexed_scenes(dataset, os.path.join(test_root, "chips-scenes", dataset.name), [specs[:2], specs[2:]],
+                                 tiny_siglip, width=480, height=270, seed=0)
     attribute_persons(dataset, provider="zero-shot", min_confidence=0.0)
     log_dir = os.path.join(test_root, "chips-app-logs")
     os.makedirs(log_dir, exist_ok=True)

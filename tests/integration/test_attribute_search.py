@@ -11,7 +11,7 @@ from person_finder.core import contract
 from person_finder.core.attributes.constraints import parse_query, parse_with_gemini
 from person_finder.core.identities.attributes import attribute_persons, indexed_persons
 from person_finder.core.search.crops import crop_files
-from person_finder.core.search import index_persons, rank_persons, search_persons
+from person_finder.core.search import rank_persons, search_persons
 from person_finder.testing import synthetic
 from person_finder.testing.fake_gemini import FAST_CLIENT, TEST_API_KEY, image_key, spec_answer
 
@@ -49,10 +49,8 @@ def attributed(dataset, test_root, tiny_siglip, fake):
     """Two indexed scenes of three people each, with Gemini attributes (the fake answers the truth) per person."""
     specs = [dataclasses.replace(s, upper_color=u, lower_color=l)
              for s, u, l in zip(synthetic.random_specs(6, seed=3), UPPERS, LOWERS)]
-    scenes = synthetic.write_scenes(os.path.join(test_root, "fused", dataset.name), [specs[:3], specs[3:]],
-                                    width=320, height=180, seed=7)
-    dataset.add_samples([s.to_sample() for s in scenes])
-    index_persons(dataset, matcher=tiny_siglip, detections_field="ground_truth")
+    scenes = synthetic.add_indexed_scenes(dataset, os.path.join(test_root, "fused", dataset.name),
+                                          [specs[:3], specs[3:]], tiny_siglip, width=320, height=180, seed=7)
     folder = os.path.join(test_root, "fused-crops", dataset.name)
     persons = indexed_persons(dataset)
     spec_of = synthetic.scene_specs(dataset, scenes)
@@ -105,10 +103,8 @@ def test_search_writes_fused_scores_and_hard_filters_never_match(dataset, attrib
 
 
 def test_constraints_without_attributes_or_with_bad_values_are_clear_errors(dataset, test_root, tiny_siglip):
-    scenes = synthetic.write_scenes(os.path.join(test_root, "fused-bare", dataset.name),
-                                    [synthetic.random_specs(2, seed=1)], width=320, height=180)
-    dataset.add_samples([s.to_sample() for s in scenes])
-    index_persons(dataset, matcher=tiny_siglip, detections_field="ground_truth")
+    synthetic.add_indexed_scenes(dataset, os.path.join(test_root, "fused-bare", dataset.name),
+                                 [synthetic.random_specs(2, seed=1)], tiny_siglip, width=320, height=180)
     with pytest.raises(ValueError, match="run attribute_indexed_persons first"):
         rank_persons(dataset, "red top", constraints={"upper_colors": "red"})
     with pytest.raises(ValueError, match="upper_colors='scarlet' is not allowed"):

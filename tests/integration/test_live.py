@@ -1,6 +1,7 @@
 """Live streams served by ffmpeg on 127.0.0.1: segments indexed as they arrive, tracks across cuts, a drop and a
 reconnect, watchlist alerts with webhooks, kill -9 and resume, and the operators."""
 
+import json
 import os
 import signal
 import subprocess
@@ -13,6 +14,7 @@ import pytest
 
 import fiftyone as fo
 import fiftyone.operators as foo
+from PIL import Image
 
 from person_finder.core import contract, defaults
 from person_finder.core.live import add_watchlist, list_alerts, live_status, run_live
@@ -396,3 +398,63 @@ def test_a_growing_recording_is_followed_as_it_is_written(dataset, test_root, wa
         writer.kill()
     assert 110 <= summary["frames"] <= 120 and summary["video_seconds"] >= 3.6, summary  # 4 s, nothing read twice
     assert _segments(dataset)[:2] == [1, 2] and None not in dataset.values(contract.PERSON_TRACKS_FIELD)
+
+
+def test_the_command_line_manages_text_and_example_watchlists(dataset, test_root, walk, tiny_siglip, capsys):
+    """``watch`` by text and by each --like-* example (track, label, identity, image + --matcher), ``unwatch``,
+    ``status`` and ``stop``: what the CLI saves is what the SDK computes for the same example."""
+    from person_finder.core.identities import link_identities
+    from person_finder.core.identities.examples import example_vector
+    from person_finder.core.live.__main__ import main
+    from person_finder.core.models.matcher import load_matcher
+    from person_finder.core.search import index_persons
+
+    truth, detector = walk
+    archive = fo.Dataset()
+    try:
+        archive.add_sample(fo.Sample(filepath=truth.filepath))
+        index_persons(archive, matcher=tiny_siglip, detector=detector)
+        link_identities(archive)
+        sample_id, track_id, _ = _track_vectors(archive, truth)[1]
+        label_id = archive.values("frames.persons.detections.id", unwind=True)[0]
+        identity = archive.values(f"frames.persons.detections.{contract.IDENTITY_ATTR}", unwind=True)[0]
+        crop = os.path.join(test_root, "live", f"{dataset.name}-example.jpg")
+        synthetic.render_crop(TARGET, seed=3).save(crop)
+
+        def cli(*args):
+            code = main([*args, "--dataset", dataset.name])
+            out = capsys.readouterr()
+            return code, out.out, out.err
+
+        base = ("watch", "--examples-from", archive.name)
+        assert cli("watch", QUERY, "--name", "text", "--threshold", "0.6", "--threshold-type", "probability")[0] == 0
+        assert cli(*base, "--name", "by-track", "--like-track", f"{sample_id}:{track_id}")[0] == 0
+        assert cli(*base, "--name", "by-label", "--like-label", label_id)[0] == 0
+        assert cli(*base, "--name", "by-identity", "--like-identity", str(identity))[0] == 0
+        code, out, _ = cli("watch", "--name", "by-image", "--like-image", crop, "--matcher", tiny_siglip)
+        saved = {w["name"]: w for w in json.loads(out)}
+        assert code == 0 and list(saved) == ["text", "by-track", "by-label", "by-identity", "by-image"]
+        assert saved["text"]["query"] == QUERY and saved["text"]["threshold_type"] == "probability"
+        for name, example in (("by-track", {"track": (sample_id, track_id)}), ("by-label", {"label_id": label_id}),
+                              ("by-identity", {"identity": identity})):
+            assert saved[name]["threshold"] == defaults.IDENTITY_LINK_THRESHOLD
+            assert np.allclose(saved[name]["vector"], example_vector(archive, **example)[0], atol=1e-5), name
+        assert saved["by-track"]["example"] == {"track": [sample_id, track_id]}
+        image_vector = load_matcher(tiny_siglip).embed_images([Image.open(crop).convert("RGB")])[0]
+        assert np.allclose(saved["by-image"]["vector"], image_vector, atol=1e-5)
+    finally:
+        archive.delete()
+
+    code, _, err = cli("watch", "--name", "bad", "--like-track", "no-colon")
+    assert code == 2 and "--like-track takes VIDEO_SAMPLE_ID:TRACK_ID, got 'no-colon'" in err
+    with pytest.raises(ValueError, match="either a text query or one example"):
+        cli("watch", QUERY, "--name", "both", "--like-label", "x")
+    code, out, _ = cli("unwatch", "by-label")
+    assert code == 0 and "by-label" not in [w["name"] for w in json.loads(out)]
+    code, out, _ = cli("status")
+    assert code == 0 and [w["name"] for w in json.loads(out)["watchlists"]] == ["text", "by-track", "by-identity",
+                                                                                 "by-image"]
+    code, out, _ = cli("stop")
+    assert code == 0 and "stop requested" in out and live_store(dataset).get(contract.LIVE_STOP_KEY)
+    assert main(["status", "--dataset", "no-such-dataset-here"]) == 2
+    assert "no dataset 'no-such-dataset-here'" in capsys.readouterr().err

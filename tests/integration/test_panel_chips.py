@@ -7,7 +7,7 @@ from fiftyone.operators.executor import ExecutionContext, Executor
 
 from person_finder.core import contract
 from person_finder.core.identities.attributes import attribute_persons
-from person_finder.core.search import index_persons, rank_persons
+from person_finder.core.search import rank_persons
 from person_finder.core.search.verify import verify_persons
 from person_finder.panels.person_search import PersonSearchPanel
 from person_finder.testing import synthetic
@@ -30,10 +30,8 @@ def _captions(ctx):
 def attributed(dataset, test_root, tiny_siglip, monkeypatch):
     monkeypatch.delenv(contract.GEMINI_SECRET, raising=False)  # the chips come from the offline parse
     specs = synthetic.random_specs(5, seed=11)
-    scenes = synthetic.write_scenes(os.path.join(test_root, "panel-chips", dataset.name), [specs[:3], specs[3:]],
-                                    width=480, height=270, seed=2)
-    dataset.add_samples([scene.to_sample() for scene in scenes])
-    index_persons(dataset, matcher=tiny_siglip, detections_field="ground_truth")
+    synthetic.add_indexed_scenes(dataset, os.path.join(test_root, "panel-chips", dataset.name), [specs[:3], specs[3:]],
+                                 tiny_siglip, width=480, height=270, seed=2)
     attribute_persons(dataset, provider="zero-shot", min_confidence=0.0)
     return dataset
 

@@ -27,10 +27,8 @@ def _decode(url):
 @pytest.fixture()
 def image_dataset(dataset, test_root, tiny_siglip):
     specs = synthetic.random_specs(5, seed=7)
-    scenes = synthetic.write_scenes(os.path.join(test_root, "panel-scenes", dataset.name), [specs[:3], specs[3:]],
-                                    width=480, height=270, seed=1)
-    dataset.add_samples([scene.to_sample() for scene in scenes])
-    index_persons(dataset, matcher=tiny_siglip, detections_field="ground_truth")
+    synthetic.add_indexed_scenes(dataset, os.path.join(test_root, "panel-scenes", dataset.name), [specs[:3], specs[3:]],
+                                 tiny_siglip, width=480, height=270, seed=1)
     return dataset
 
 

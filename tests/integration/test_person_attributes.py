@@ -20,11 +20,8 @@ from person_finder.testing.fake_gemini import FAST_CLIENT, image_key, spec_answe
 def scenes(dataset, test_root, tiny_siglip):
     """Two indexed scene images of three people each (true boxes)."""
     specs = synthetic.random_specs(6, seed=1)
-    written = synthetic.write_scenes(os.path.join(test_root, "attr-scenes", dataset.name), [specs[:3], specs[3:]],
-                                     width=320, height=180, seed=2)
-    dataset.add_samples([s.to_sample() for s in written])
-    index_persons(dataset, matcher=tiny_siglip, detections_field="ground_truth")
-    return written
+    return synthetic.add_indexed_scenes(dataset, os.path.join(test_root, "attr-scenes", dataset.name),
+                                        [specs[:3], specs[3:]], tiny_siglip, width=320, height=180, seed=2)
 
 
 @pytest.fixture()
@@ -183,10 +180,8 @@ def own_matcher_scenes(dataset, test_root, tiny_siglip):
     folder = os.path.join(test_root, "reliability", dataset.name, "matcher")
     shutil.copytree(tiny_siglip, folder)
     specs = synthetic.random_specs(6, seed=1)
-    written = synthetic.write_scenes(os.path.join(test_root, "reliability", dataset.name, "scenes"),
-                                     [specs[:3], specs[3:]], width=320, height=180, seed=2)
-    dataset.add_samples([s.to_sample() for s in written])
-    index_persons(dataset, matcher=folder, detections_field="ground_truth")
+    synthetic.add_indexed_scenes(dataset, os.path.join(test_root, "reliability", dataset.name, "scenes"),
+                                 [specs[:3], specs[3:]], folder, width=320, height=180, seed=2)
     return folder
 
 
