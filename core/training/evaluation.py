@@ -165,12 +165,15 @@ def _labelled_images(samples, calibration_tag, gallery_tag, attributes_field, se
 
 
 def _record_reliability(path, matcher, labelled):
-    """Measure ``matcher``'s zero-shot attribute reliability on ``labelled`` images and store it in its folder."""
+    """Measure ``matcher``'s zero-shot attribute reliability on ``labelled`` images and store it in its folder
+    (when too few images know any attribute, nothing is measured and an earlier measurement stays)."""
     from ..attributes.zero_shot import attribute_reliability
     from .card import record_attribute_reliability
 
     images, labels, where = labelled
-    record_attribute_reliability(path, attribute_reliability(matcher, matcher.embed_images(images), labels), where)
+    reliability = attribute_reliability(matcher, matcher.embed_images(images), labels)
+    if reliability:
+        record_attribute_reliability(path, reliability, where)
 
 
 def evaluate_matchers(samples, models=None, query_tag="query", gallery_tag="gallery",

@@ -19,7 +19,29 @@ from .. import contract, defaults
 
 #: The evaluation table's columns: (row key, heading).
 EVALUATION_COLUMNS = (*((f"rank{k}", f"Rank-{k}") for k in defaults.EVAL_RANKS), ("mAP", "mAP"), ("mINP", "mINP"),
-                      ("threshold", "threshold"), ("precision", "precision"), ("recall", "recall"))
+                      ("threshold", "threshold"), ("precision", "precision"), ("recall", "recall"),
+                      ("attribute_reliability", "zero-shot attributes it sees"))
+#: How many of a matcher's most reliable zero-shot attributes the table names.
+RELIABLE_ATTRIBUTES_SHOWN = 3
+
+
+def reliability_summary(name_or_path, shown=RELIABLE_ATTRIBUTES_SHOWN):
+    """The matcher's most reliable zero-shot attributes as one line ("upper_colors 0.72, hat 0.10 (+7 at 0)"),
+    or None when never measured (see :func:`core.attributes.zero_shot.stored_reliability`).
+
+    Example::
+
+        reliability_summary("runs/people")   # 'upper_colors 0.72, hat 0.10, lower_colors 0.09 (+6 at 0)'
+    """
+    from ..attributes.zero_shot import stored_reliability
+
+    measured = sorted(stored_reliability(name_or_path).items(), key=lambda kv: -kv[1])
+    if not measured:
+        return None
+    seen = [(name, value) for name, value in measured if value > 0]
+    line = ", ".join(f"{name} {value:.2f}" for name, value in seen[:shown]) or "none"
+    blind = len(measured) - len(seen)
+    return line + (f" (+{len(seen) - shown} more)" if len(seen) > shown else "") + (f" (+{blind} at 0)" if blind else "")
 
 
 def training_report(samples, eval_run_key=contract.EVAL_RUN_KEY, train_run_key=contract.TRAIN_RUN_KEY):
@@ -27,7 +49,8 @@ def training_report(samples, eval_run_key=contract.EVAL_RUN_KEY, train_run_key=c
 
     Returns ``{"evaluation": [row], "evaluated": str | None, "runs": [run]}``:
     a row per matcher (``model``, ``path``, Rank-k, mAP, mINP, calibrated
-    ``threshold``, ``precision``, ``recall``, ...), ``evaluated`` says on what
+    ``threshold``, ``precision``, ``recall``, ``attribute_reliability``: its
+    :func:`reliability_summary` ...), ``evaluated`` says on what
     (queries and gallery sizes, tags); a run per fine-tuning record (key
     ``train_run_key`` or ``train_run_key_N``): ``key``, ``model_dir`` (None
     while it trains), ``best_epoch`` and ``history`` (one dict per finished
@@ -43,7 +66,8 @@ def training_report(samples, eval_run_key=contract.EVAL_RUN_KEY, train_run_key=c
     report = {"evaluation": [], "evaluated": None, "runs": []}
     if dataset.has_run(eval_run_key):
         config = dataset.get_run_info(eval_run_key).config
-        report["evaluation"] = [dict(row) for row in dataset.load_run_results(eval_run_key, cache=False).rows]
+        report["evaluation"] = [dict(row, attribute_reliability=reliability_summary(row["path"]))
+                                for row in dataset.load_run_results(eval_run_key, cache=False).rows]
         report["evaluated"] = (f"{config.num_queries} `{config.query_tag}` texts against {config.num_gallery} "
                                f"`{config.gallery_tag}` images")
     keys = [k for k in dataset.list_runs() if k == train_run_key or k.startswith(train_run_key + "_")]

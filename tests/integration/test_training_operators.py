@@ -6,6 +6,7 @@ import fiftyone.operators as foo
 import pytest
 
 from person_finder.core import contract, defaults
+from person_finder.core.models.matcher import matcher_info
 from person_finder.core.training.evaluation import load_evaluation
 from person_finder.testing import synthetic
 from person_finder.testing.people_training import write_people_dataset
@@ -77,6 +78,16 @@ def test_delegated_finetune_then_evaluation_table(people, tiny_siglip, finetuned
     layout = panel.render(ctx).to_json()["type"]["properties"]
     columns = [c["label"] for c in layout["evaluation"]["view"]["columns"]]
     assert columns[:6] == ["matcher", "Rank-1", "Rank-5", "Rank-10", "mAP", "mINP"]
+    # what the fine-tuned matcher's zero-shot attributes are worth: 6 val images are too few to measure, so the
+    # kit's measurement (on its validation people) stays, and the table names its best attributes
+    from person_finder.core.attributes.zero_shot import stored_reliability
+
+    assert len(people.match_tags(contract.VAL_TAG)) < defaults.ZERO_SHOT_RELIABILITY_MIN_LABELLED
+    reliability = stored_reliability(finetuned_siglip)
+    assert "validation people" in matcher_info(finetuned_siglip)[contract.ATTRIBUTE_RELIABILITY_KEY]["measured_on"]
+    best = max(reliability, key=reliability.get)
+    assert columns[-1] == "zero-shot attributes it sees" and data["evaluation"][0]["attribute_reliability"] == ""
+    assert data["evaluation"][1]["attribute_reliability"].startswith(f"{best} {reliability[best]:.2f}")
     assert "matcher_finetune" in str(layout["run_0"]) and out in str(layout["run_0"])
 
 
