@@ -169,8 +169,6 @@ def stored_reliability(name_or_path):
 
 def _first_value(value):
     """A label's value as one string: a list's first known entry, "unknown" when nothing is known."""
-    if hasattr(value, "to_dict"):
-        value = value.to_dict()
     if isinstance(value, (list, tuple)):
         value = next((v for v in value if v not in (None, "", UNKNOWN)), UNKNOWN)
     return value if value not in (None, "") else UNKNOWN
