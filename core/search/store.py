@@ -283,16 +283,9 @@ def add_vectors(dataset, brain_key, vectors, owner_ids, label_ids, remove=()):
 
 
 def dataset_vectors(dataset, persons_field=contract.PERSONS_FIELD, label_ids=None):
-    """``(vectors, owner ids, label ids)`` of the distinct embeddings stored on the dataset (all, or ``label_ids``).
-
-    The schema is reloaded first: another process may have added the persons
-    field or its embeddings after this one loaded the dataset, and a stale
-    schema would read no persons (so :func:`sync_index` would drop every
-    vector) or FiftyOne's serialized bytes instead of arrays.
-    """
+    """``(vectors, owner ids, label ids)`` of the distinct embeddings stored on the dataset (all, or ``label_ids``)."""
     from fiftyone import ViewField as F
 
-    dataset.reload()
     video = dataset.media_type == "video"
     path = ("frames." if video else "") + persons_field
     if not (dataset.has_frame_field if video else dataset.has_sample_field)(persons_field):

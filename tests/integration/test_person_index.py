@@ -245,31 +245,3 @@ def test_overwrite_redoes_detection_where_nobody_was_found_and_says_so(dataset, 
     summary = index_persons(dataset, matcher=tiny_siglip, detections_field="later", overwrite=True)
     assert summary["processed"] == 2 and summary["persons"] == summary["indexed"] == 4 and "message" not in summary
     _assert_index_agrees(dataset, "persons", "later")
-
-
-def test_a_process_that_loaded_the_dataset_before_any_embedding_reads_them_all(dataset, tiny_siglip, test_root):
-    """A worker started before another one wrote the persons field (or its embeddings) must see them: a stale schema
-    once made ``sync_index`` read raw bytes (a crash) or no persons at all (every vector dropped from the index)."""
-    _scenes(dataset, test_root, count=2)
-    ready, go = (os.path.join(test_root, "person-index", f"{dataset.name}.{name}") for name in ("ready", "go"))
-    reader = subprocess.Popen([sys.executable, "-c", f"""
-import os, time
-import fiftyone as fo
-from person_finder.core.search import store
-ds = fo.load_dataset({dataset.name!r})
-assert not ds.has_sample_field("persons")
-open({ready!r}, "w").close()
-while not os.path.exists({go!r}):
-    time.sleep(0.1)
-vectors, _, labels = store.dataset_vectors(ds)
-print(vectors.shape[0], vectors.dtype, len(set(labels)))
-"""], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    deadline = time.time() + 120
-    while not os.path.exists(ready) and reader.poll() is None and time.time() < deadline:
-        time.sleep(0.1)
-    index_persons(dataset, matcher=tiny_siglip, detections_field="ground_truth")
-    open(go, "w").close()
-    out, err = reader.communicate(timeout=120)
-    assert reader.returncode == 0, err[-3000:]
-    expected = len(store.dataset_vectors(dataset)[0])
-    assert expected == 4 and out.strip().splitlines()[-1].split() == [str(expected), "float32", str(expected)]
