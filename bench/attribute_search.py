@@ -83,6 +83,11 @@ def _evaluate(dataset, queries, spec_of, **kwargs):
     return {"rank1": rank1 / len(queries), "p5": p5 / len(queries)}
 
 
+def _fused(dataset, queries, spec_of):
+    """``{weight: Rank-1 and precision@5}`` of the fused ranking with the persons' current attributes."""
+    return {w: _evaluate(dataset, queries, spec_of, attribute_weight=w) for w in WEIGHTS}
+
+
 def _attribute_accuracy(dataset, spec_of, fields=ATTRIBUTES_CHECKED):
     """Per attribute: share of persons whose merged value is the truth, is another value, is unknown."""
     from person_finder.core import contract
@@ -136,13 +141,12 @@ def ranking(root, views, num_queries, matcher=None):
 
     attribute_persons(dataset, provider="zero-shot", calibrated=False)
     out["zero_shot_accuracy_uncalibrated"] = _attribute_accuracy(dataset, spec_of)
-    out["fused_zero_shot_uncalibrated"] = {w: _evaluate(dataset, queries, spec_of, attribute_weight=w)
-                                           for w in WEIGHTS}
+    out["fused_zero_shot_uncalibrated"] = _fused(dataset, queries, spec_of)
     started = time.perf_counter()
     out["zero_shot_run"] = attribute_persons(dataset, provider="zero-shot", overwrite=True)
     out["zero_shot_seconds"] = round(time.perf_counter() - started, 2)
     out["zero_shot_accuracy"] = _attribute_accuracy(dataset, spec_of)
-    out["fused_zero_shot"] = {w: _evaluate(dataset, queries, spec_of, attribute_weight=w) for w in WEIGHTS}
+    out["fused_zero_shot"] = _fused(dataset, queries, spec_of)
 
     # the same queries with attributes as a good model gives them: the fake Gemini answers each crop's truth
     with FakeGemini() as fake:
@@ -151,7 +155,7 @@ def ranking(root, views, num_queries, matcher=None):
                 fake.answers[image_key(f.read())] = _truth(spec_of[label_id])
         attribute_persons(dataset, provider="gemini", overwrite=True, api_key="bench", base_url=fake.base_url,
                           crop_folder=os.path.join(root, "crops"))
-    out["fused_true_attributes"] = {w: _evaluate(dataset, queries, spec_of, attribute_weight=w) for w in WEIGHTS}
+    out["fused_true_attributes"] = _fused(dataset, queries, spec_of)
     out["dataset"] = dataset
     return out
 

@@ -105,8 +105,12 @@ def siglip_paper_init(folder, scale=10.0, bias=-5.0):
 
 def recipe_items(people_per_pair=PEOPLE_PER_PAIR, images_per_person=IMAGES_PER_PERSON):
     """(train, validation) :class:`PersonItem` lists of the synthetic recipe (ids 0... and 1000...)."""
-    train = person_items(training_specs(people_per_pair), 0, images_per_person)
-    return train, person_items(validation_specs(), 1000, VAL_IMAGES_PER_PERSON, seed=1)
+    return person_items(training_specs(people_per_pair), 0, images_per_person), validation_items()
+
+
+def validation_items():
+    """The :func:`validation_specs` people's :class:`PersonItem` s (ids 1000..., ``VAL_IMAGES_PER_PERSON`` each)."""
+    return person_items(validation_specs(), 1000, VAL_IMAGES_PER_PERSON, seed=1)
 
 
 def finetune_tiny_siglip(folder, epochs=30, people_per_pair=PEOPLE_PER_PAIR, images_per_person=IMAGES_PER_PERSON,
@@ -156,11 +160,10 @@ def _with_attribute_reliability(folder):
 
     if contract.ATTRIBUTE_RELIABILITY_KEY in matcher_info(folder):
         return folder
-    items = person_items(validation_specs(), 1000, VAL_IMAGES_PER_PERSON, seed=1)
-    specs = [spec for spec in validation_specs() for _ in range(VAL_IMAGES_PER_PERSON)]
+    items, specs = validation_items(), validation_specs()
     matcher = load_matcher(folder, device="cpu")
     reliability = attribute_reliability(matcher, matcher.embed_images([it.image for it in items]),
-                                        [spec_answer(spec) for spec in specs])
+                                        [spec_answer(specs[it.person_id - 1000]) for it in items])
     record_attribute_reliability(folder, reliability, f"{len(items)} images of the kit's validation people")
     return folder
 
